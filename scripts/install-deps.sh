@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh — install the Debian packages Fintegrate needs.
+#
+# Idempotent: asks dpkg first and calls apt-get only for what is missing, so a
+# machine that has everything pays ~50 ms.  On machines where apt starts
+# services on install, the system copies of the servers are stopped again:
+# the project runs its own instances on its own ports.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config ca-certificates curl procps
+    postgresql postgresql-client libpq-dev
+    rabbitmq-server librabbitmq-dev
+    nginx-light spawn-fcgi libfcgi-dev
+    libjansson-dev uuid-dev libssl-dev libcmocka-dev libcurl4-openssl-dev
+    wrk
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+# nginx-light and nginx-full both provide the nginx binary: either is fine.
+if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+    missing=("${missing[@]/nginx-light}")
+fi
+filtered=()
+for p in "${missing[@]}"; do [ -n "$p" ] && filtered+=("$p"); done
+
+if [ ${#filtered[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${filtered[*]} (run as root to install them)" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${filtered[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+
+# Where apt started the system services, stop them: they would hold our ports.
+for svc in rabbitmq-server nginx postgresql; do
+    if command -v service >/dev/null 2>&1; then
+        service "$svc" stop >/dev/null 2>&1 || true
+    fi
+done
+pkill -x epmd 2>/dev/null || true
+echo "install-deps: done"

@@ -1,0 +1,116 @@
+# Fintegrate — one Makefile for the service, its tests and the stack.
+#
+#   make run         install missing packages, build, start the whole stack
+#   make stop        stop it
+#   make test        build, unit tests, then integration tests against an
+#                    isolated stack that is always torn down (SAN=1: under
+#                    AddressSanitizer + UBSan)
+#   make broker-stop / broker-start   the RabbitMQ outage drill
+#   make lint        cppcheck + clang-tidy;  make format-check
+
+CC      ?= cc
+PKGS    := libpq librabbitmq jansson uuid fcgi libcrypto
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+           -Wstrict-prototypes -Wformat=2 -fno-strict-aliasing -MMD -MP
+LDLIBS  :=
+
+ifeq ($(SAN),1)
+  BUILD   := build/san
+  CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else
+  BUILD   := build/release
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags cmocka libcurl 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
+
+APP_SRC   := $(sort $(wildcard fcgi-app/*/*.c))
+APP_OBJ   := $(APP_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(filter-out $(BUILD)/fcgi-app/proc/main.o,$(APP_OBJ))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/unit/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=build/tests/integration/%)
+ITEST_LIB := $(BUILD)/tests/integration/itest.o
+
+.PHONY: all build tests run stop test unit deps broker-stop broker-start \
+        lint format format-check clean bench
+
+all: build
+
+build: bin/fintegrate-fcgi
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/fintegrate-fcgi: $(APP_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# bin/ always holds the flavour built last (release or SAN=1).
+bin/fintegrate-fcgi: $(BUILD)/fintegrate-fcgi FORCE
+	@mkdir -p bin
+	@cmp -s $< $@ || cp $< $@
+
+FORCE:
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+build/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
+	    -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+
+build/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
+	    -o $@ $< $(ITEST_LIB) $(PKG_LIBS) $(TEST_LIBS)
+
+tests: $(UNIT_BIN) $(ITEST_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/stack.sh up
+
+stop:
+	@scripts/stack.sh down
+
+test: deps
+	@$(MAKE) --no-print-directory build tests
+	@scripts/test.sh
+
+unit: build $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do $$t; done
+
+broker-stop:
+	@scripts/stack.sh broker-stop
+
+broker-start:
+	@scripts/stack.sh broker-start
+
+bench: build
+	@scripts/bench.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem \
+	    -D__GNUC__ $(APP_SRC)
+	clang-tidy --quiet $(APP_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS)
+
+format:
+	clang-format -i $(APP_SRC) $(wildcard fcgi-app/*/*.h)
+
+format-check:
+	clang-format --dry-run --Werror $(APP_SRC) $(wildcard fcgi-app/*/*.h)
+
+clean:
+	rm -rf build bin
+
+-include $(APP_OBJ:.o=.d)

@@ -1,0 +1,45 @@
+/*
+ * fcgi-app/handlers/handler.h — what a handler gets: the request context
+ * after the pipeline's gate (route, auth, input validated), and helpers to
+ * read its validated input.
+ *
+ * A handler returns the HTTP status.  On success it sets *data (owned; the
+ * pipeline takes it); on failure it fills `err` and returns err->status.
+ * Handlers never write the response, never build SQL, never call
+ * librabbitmq: they call the db/ query modules and return data.
+ */
+#ifndef FI_HANDLER_H
+#define FI_HANDLER_H
+
+#include "../core/app_err.h"
+#include "../db/db.h"
+#include "../http/auth.h"
+#include "../http/request.h"
+#include "../http/router.h"
+
+#include <jansson.h>
+
+struct ctx {
+    const struct request *req;
+    const struct route *route;
+    struct db *db;
+    const struct caller *caller; /* NULL on public routes */
+    json_t *in;                  /* validated input (borrowed) */
+    const char *source_service;  /* "<METHOD>: <path>" */
+};
+
+/* A validated string field, or NULL when not given (borrowed from ctx->in). */
+const char *ctx_str(const struct ctx *c, const char *field);
+/* The owner filter for tenancy: NULL for the administrator (sees all),
+ * else the caller's consumer_id. */
+const char *ctx_owner_filter(const struct ctx *c);
+
+/* The route handlers (one file per resource). */
+int customers_create(struct ctx *c, json_t **data, struct app_err *err);
+int customers_get(struct ctx *c, json_t **data, struct app_err *err);
+int customers_delete(struct ctx *c, json_t **data, struct app_err *err);
+int customers_change_status(struct ctx *c, json_t **data,
+                            struct app_err *err);
+int health_get(struct ctx *c, json_t **data, struct app_err *err);
+
+#endif

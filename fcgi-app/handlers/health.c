@@ -1,0 +1,19 @@
+/*
+ * fcgi-app/handlers/health.c — GET /health: is the database answering?
+ */
+#include "handler.h"
+#include "../core/version.h"
+
+int
+health_get(struct ctx *c, json_t **data, struct app_err *err)
+{
+    /* The pipeline ran db_ensure() already; a cheap round trip proves the
+     * server answers now, not just that the socket looked fine. */
+    if (db_ping(c->db, err) < 0) {
+        err_set(err, 503, "The database is unavailable");
+        return 503;
+    }
+    *data = json_pack("{s:s, s:s}", "database", "up", "version",
+                      FINTEGRATE_VERSION);
+    return 200;
+}

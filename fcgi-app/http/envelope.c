@@ -1,0 +1,72 @@
+/*
+ * fcgi-app/http/envelope.c — see envelope.h.
+ */
+#include "envelope.h"
+#include "../core/http_status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Written when even building the error envelope fails (out of memory). */
+static const char oom_body[] =
+    "{\"data\":{},\"detail\":{\"status_code\":\"500\",\"status_name\":"
+    "\"INTERNAL_SERVER_ERROR\",\"status_description\":\"The server ran out "
+    "of memory while answering; please retry\"}}";
+
+static char *
+render_body(const struct envelope *env)
+{
+    int status = http_status_known(env->status) ? env->status : 500;
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *desc = status < 400 ? "Success"
+                       : env->message && env->message[0]
+                           ? env->message
+                           : http_status_reason(status);
+
+    json_t *data = (status < 400 && env->data) ? json_incref(env->data)
+                                               : json_object();
+    json_t *root = json_pack("{s:o, s:{s:s, s:s, s:s}}", "data", data,
+                             "detail", "status_code", code, "status_name",
+                             http_status_name(status), "status_description",
+                             desc);
+    if (root == NULL)
+        return NULL;
+    char *body = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return body;
+}
+
+long
+envelope_render(const struct envelope *env, struct strbuf *out)
+{
+    int status = http_status_known(env->status) ? env->status : 500;
+    char *body = render_body(env);
+    const char *text = body ? body : oom_body;
+    if (body == NULL)
+        status = 500;
+    size_t len = strlen(text);
+
+    sb_printf(out, "Status: %d %s\r\nContent-Type: application/json\r\n",
+              status, http_status_reason(status));
+    if (env->request_id && env->request_id[0])
+        sb_printf(out, "X-Request-ID: %s\r\n", env->request_id);
+    if (env->allow && env->allow[0])
+        sb_printf(out, "Allow: %s\r\n", env->allow);
+    sb_printf(out, "Content-Length: %zu\r\n\r\n", len);
+    sb_append(out, text, len);
+    free(body);
+    return out->oom ? -1 : (long)len;
+}
+
+long
+envelope_send(const struct envelope *env, FCGX_Stream *stream)
+{
+    struct strbuf sb = STRBUF_INIT;
+    long n = envelope_render(env, &sb);
+    if (n >= 0 && sb.len <= (size_t)__INT_MAX__)
+        FCGX_PutStr(sb_str(&sb), (int)sb.len, stream);
+    sb_free(&sb);
+    return n;
+}

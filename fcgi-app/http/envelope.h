@@ -1,0 +1,36 @@
+/*
+ * fcgi-app/http/envelope.h — the only writer of HTTP responses.
+ *
+ * Every response, success or error, is the contract's envelope:
+ *   {"data": {...}, "detail": {"status_code": "201", "status_name":
+ *    "CREATED", "status_description": "Success"}}
+ * with Content-Type application/json and X-Request-ID.  On error `data` is
+ * {} and the description is the app_err's sentence.
+ *
+ * envelope_render() is pure (unit-tested); envelope_send() writes the
+ * rendered bytes to the FastCGI stream.
+ */
+#ifndef FI_ENVELOPE_H
+#define FI_ENVELOPE_H
+
+#include "../core/strbuf.h"
+
+#include <fcgiapp.h>
+#include <jansson.h>
+
+struct envelope {
+    int status;              /* HTTP status */
+    json_t *data;            /* borrowed; NULL = {}; ignored for >= 400 */
+    const char *message;     /* error sentence; ignored for < 400 */
+    const char *request_id;  /* borrowed */
+    const char *allow;       /* Allow header value for 405, or NULL */
+};
+
+/* Appends the CGI headers and the JSON body to `out`.  Returns the number of
+ * body bytes (for the log), -1 when memory ran out. */
+long envelope_render(const struct envelope *env, struct strbuf *out);
+
+/* Renders and writes `env` to `stream`.  Returns the body length or -1. */
+long envelope_send(const struct envelope *env, FCGX_Stream *stream);
+
+#endif

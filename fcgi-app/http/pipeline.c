@@ -1,0 +1,141 @@
+/*
+ * fcgi-app/http/pipeline.c — see pipeline.h.
+ *
+ * Order of checks (API.md section 6): unknown path 404 / other method 405
+ * → key and consumer 401/403 → administrator 403 → body is JSON 400 →
+ * validation 422 → the handler (self 403, existence 404, state 409).
+ */
+#include "pipeline.h"
+#include "../core/log.h"
+#include "../core/strbuf.h"
+#include "../handlers/handler.h"
+#include "auth.h"
+#include "envelope.h"
+#include "request.h"
+#include "router.h"
+
+#include <string.h>
+#include <time.h>
+
+static double
+elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* Runs the gate and the handler; returns the status, with *data or err. */
+static int
+dispatch(struct pipeline *p, struct request *req, const struct route **route,
+         struct strbuf *allow, json_t **data, struct app_err *err)
+{
+    struct caller caller;
+    json_t *raw = NULL, *in = NULL;
+    bool from_query = false;
+    int status;
+
+    switch (router_match(routes, routes_count, req->method, req->path, route,
+                         allow)) {
+    case ROUTER_NOT_FOUND:
+        err_set(err, 404, "No endpoint %s", req->path);
+        return 404;
+    case ROUTER_BAD_METHOD:
+        err_set(err, 405, "Method %s is not allowed on %s (allowed: %s)",
+                req->method, req->path, sb_str(allow));
+        return 405;
+    case ROUTER_FOUND:
+        break;
+    }
+
+    /* The connection is checked (and replaced if stale) before any route
+     * uses it, public ones included: /health reports what it finds. */
+    if (db_ensure(p->db, err) < 0 && !((*route)->flags & ROUTE_PUBLIC))
+        return err->status;
+    if ((*route)->flags & ROUTE_PUBLIC) {
+        err_clear(err);
+    } else {
+        if (auth_authenticate(p->db, req->api_key, p->cfg->key_cache_seconds,
+                              &caller, err) < 0)
+            return err->status;
+        if (((*route)->flags & ROUTE_ADMIN) && !caller.is_admin) {
+            err_set(err, 403, "%s %s is for administrators only", req->method,
+                    req->path);
+            return 403;
+        }
+    }
+
+    if (!((*route)->flags & ROUTE_NO_INPUT)) {
+        if (request_input(req, &raw, &from_query, err) < 0)
+            return err->status;
+        if (validate_input(raw, (*route)->fields, from_query, &in, err) < 0) {
+            json_decref(raw);
+            return err->status;
+        }
+        json_decref(raw);
+    }
+
+    struct strbuf source = STRBUF_INIT;
+    sb_printf(&source, "%s: %s", req->method, req->path);
+    struct ctx c = {
+        .req = req,
+        .route = *route,
+        .db = p->db,
+        .caller = ((*route)->flags & ROUTE_PUBLIC) ? NULL : &caller,
+        .in = in,
+        .source_service = sb_str(&source),
+    };
+    status = (*route)->handler(&c, data, err);
+    if (status < 400 && *data == NULL) {
+        err_set(err, 500, "Out of memory building the response");
+        status = 500;
+    }
+    sb_free(&source);
+    json_decref(in);
+    return status;
+}
+
+void
+pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
+{
+    struct request req;
+    struct app_err err = APP_ERR_INIT;
+    struct strbuf allow = STRBUF_INIT;
+    const struct route *route = NULL;
+    json_t *data = NULL;
+    int status;
+
+    if (request_read(&req, fcgx, &err) < 0)
+        status = err.status;
+    else
+        status = dispatch(p, &req, &route, &allow, &data, &err);
+    if (status >= 400 && err.msg == NULL)
+        err_set(&err, status, "The request failed");
+
+    struct envelope env = {
+        .status = status,
+        .data = data,
+        .message = err.msg,
+        .request_id = req.request_id,
+        .allow = status == 405 ? sb_str(&allow) : NULL,
+    };
+    envelope_send(&env, fcgx->out);
+
+    /* One line per request; never the key, never the query string. */
+    double ms = elapsed_ms(&req.started);
+    const char *route_name = route ? route->path : "-";
+    if (status >= 500)
+        log_error("request rid=%s method=%s route=%s status=%d ms=%.2f "
+                  "error=\"%s\" detail=\"%s\"", req.request_id, req.method,
+                  route_name, status, ms, err.msg ? err.msg : "",
+                  err.detail ? err.detail : "");
+    else
+        log_info("request rid=%s method=%s route=%s status=%d ms=%.2f",
+                 req.request_id, req.method, route_name, status, ms);
+
+    json_decref(data);
+    err_clear(&err);
+    sb_free(&allow);
+    request_free(&req);
+}

@@ -1,0 +1,56 @@
+/*
+ * fcgi-app/http/router.h — the route table and its lookup.
+ *
+ * Routes are data: one array of {method, path, handler, flags, fields}.  The
+ * pipeline runs the same gate for every one (pipeline.c).  Flags:
+ *   ROUTE_PUBLIC  no X-API-Key needed (health, metrics, openapi)
+ *   ROUTE_ADMIN   only the system consumer (administrator); others get 403
+ *   ROUTE_NO_INPUT  the handler takes no input; query and body are ignored
+ */
+#ifndef FI_ROUTER_H
+#define FI_ROUTER_H
+
+#include "../core/app_err.h"
+#include "../core/strbuf.h"
+#include "validate.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct ctx;
+
+/* Returns the HTTP status.  On 2xx *data holds the response data (owned;
+ * the pipeline takes it).  On >= 400 `err` holds the sentence. */
+typedef int (*route_handler)(struct ctx *ctx, json_t **data,
+                             struct app_err *err);
+
+enum route_flags {
+    ROUTE_PUBLIC = 1u << 0,
+    ROUTE_ADMIN = 1u << 1,
+    ROUTE_NO_INPUT = 1u << 2,
+};
+
+struct route {
+    const char *method;
+    const char *path;
+    route_handler handler;
+    unsigned flags;
+    const struct field_spec *fields; /* NULL-name terminated; NULL = none */
+};
+
+enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_BAD_METHOD };
+
+/*
+ * Looks up method + path.  ROUTER_FOUND sets *route; ROUTER_BAD_METHOD
+ * appends the allowed methods ("GET, POST") to `allow`.
+ */
+enum router_result router_match(const struct route *table, size_t n,
+                                const char *method, const char *path,
+                                const struct route **route,
+                                struct strbuf *allow);
+
+/* The service's route table (routes.c). */
+extern const struct route routes[];
+extern const size_t routes_count;
+
+#endif

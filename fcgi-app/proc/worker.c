@@ -1,0 +1,112 @@
+/*
+ * fcgi-app/proc/worker.c — see worker.h.
+ */
+#include "worker.h"
+#include "../core/log.h"
+#include "../db/db.h"
+#include "../http/pipeline.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+static void
+install_signals(sigset_t *stop_set)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop; /* no SA_RESTART: a blocked accept returns */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* nginx may close mid-write */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+
+    sigemptyset(stop_set);
+    sigaddset(stop_set, SIGTERM);
+    sigaddset(stop_set, SIGINT);
+    sigaddset(stop_set, SIGQUIT);
+    sigprocmask(SIG_UNBLOCK, stop_set, NULL);
+}
+
+/* Waits until a connection is pending or a stop is requested.  The 1 s
+ * timeout bounds the window in which a stop signal that lands between the
+ * flag check and poll() goes unnoticed. */
+static bool
+wait_readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (!stop_requested) {
+        int rc = poll(&pfd, 1, 1000);
+        if (rc > 0)
+            return true;
+        if (rc < 0 && errno != EINTR)
+            return false;
+    }
+    return false;
+}
+
+_Noreturn void
+worker_main(const struct config *cfg, int listen_fd)
+{
+    sigset_t stop_set;
+    struct db db;
+    FCGX_Request fcgx;
+    long served = 0;
+
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(0); /* the master died before we got here */
+    install_signals(&stop_set);
+
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgx, listen_fd,
+                                             FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+        log_error("worker: libfcgi initialisation failed");
+        _exit(1);
+    }
+    if (db_init(&db, cfg->db_url) < 0) {
+        log_error("worker: out of memory");
+        _exit(1);
+    }
+    struct app_err err = APP_ERR_INIT;
+    if (db_ensure(&db, &err) < 0)
+        log_warn("worker: database not reachable yet (%s); will retry per "
+                 "request", err.detail ? err.detail : "");
+    err_clear(&err);
+
+    struct pipeline pipe = {.cfg = cfg, .db = &db};
+    log_info("worker started");
+    while (!stop_requested) {
+        if (!wait_readable(listen_fd))
+            continue;
+        if (FCGX_Accept_r(&fcgx) < 0)
+            continue; /* interrupted, or another worker took it */
+        /* Hold stop signals until this request is answered. */
+        sigprocmask(SIG_BLOCK, &stop_set, NULL);
+        pipeline_serve(&pipe, &fcgx);
+        FCGX_Finish_r(&fcgx);
+        sigprocmask(SIG_UNBLOCK, &stop_set, NULL);
+        if (cfg->max_requests > 0 && ++served >= cfg->max_requests) {
+            log_info("worker served %ld requests; recycling", served);
+            break;
+        }
+    }
+    db_close(&db);
+    FCGX_Free(&fcgx, 0);
+    log_info("worker stopped");
+    _exit(0);
+}

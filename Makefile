@@ -14,6 +14,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wformat=2 -fno-strict-aliasing -MMD -MP
 LDLIBS  :=
+# make Q= shows the full command lines
+Q       ?= @
 
 ifeq ($(SAN),1)
   BUILD   := build/san
@@ -50,27 +52,31 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/fintegrate-fcgi: $(APP_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 # bin/ always holds the flavour built last (release or SAN=1).
 bin/fintegrate-fcgi: $(BUILD)/fintegrate-fcgi FORCE
 	@mkdir -p bin
-	@cmp -s $< $@ || cp $< $@
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
 
 FORCE:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
 build/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
 	    -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
 
 build/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
 	    -o $@ $< $(ITEST_LIB) $(PKG_LIBS) $(TEST_LIBS)
 
 tests: $(UNIT_BIN) $(ITEST_BIN)

@@ -101,9 +101,11 @@ db_connect(struct db *db, struct app_err *err)
     return 0;
 }
 
-/* A healthy idle connection has nothing to read.  If the socket is
- * readable, the server said something unprompted — in practice the FATAL
- * "terminating connection" of a shutdown, or EOF — so consume it and see. */
+/* A healthy idle connection has nothing to read: we never LISTEN, so the
+ * server speaks unprompted only to say goodbye (the FATAL "terminating
+ * connection" of a shutdown, then EOF).  libpq would consume that message
+ * and still report CONNECTION_OK until the next query fails, so any
+ * readable byte on an idle connection counts as stale. */
 static bool
 db_is_stale(struct db *db)
 {
@@ -112,17 +114,7 @@ db_is_stale(struct db *db)
     struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
     if (pfd.fd < 0)
         return true;
-    int rc = poll(&pfd, 1, 0);
-    if (rc == 0)
-        return false;
-    if (rc < 0)
-        return true;
-    if (!PQconsumeInput(db->conn))
-        return true;
-    PGnotify *n;
-    while ((n = PQnotifies(db->conn)) != NULL)
-        PQfreemem(n);
-    return PQstatus(db->conn) != CONNECTION_OK;
+    return poll(&pfd, 1, 0) != 0;
 }
 
 int
@@ -165,14 +157,10 @@ db_prepare(struct db *db, struct db_stmt *st, struct app_err *err)
     return 0;
 }
 
-PGresult *
-db_exec(struct db *db, struct db_stmt *st, const char *const *params,
-        struct app_err *err)
+static PGresult *
+exec_once(struct db *db, struct db_stmt *st, const char *const *params,
+          struct app_err *err)
 {
-    if (db->conn == NULL) {
-        err_set(err, 503, "%s", client_message(503));
-        return NULL;
-    }
     if (db_prepare(db, st, err) < 0)
         return NULL;
     PGresult *res =
@@ -183,6 +171,28 @@ db_exec(struct db *db, struct db_stmt *st, const char *const *params,
     fail_from_result(db, res, st->name, err);
     PQclear(res);
     return NULL;
+}
+
+PGresult *
+db_exec(struct db *db, struct db_stmt *st, const char *const *params,
+        struct app_err *err)
+{
+    if (db->conn == NULL) {
+        err_set(err, 503, "%s", client_message(503));
+        return NULL;
+    }
+    PGresult *res = exec_once(db, st, params, err);
+    /* The server went away between db_ensure() and this statement.  Outside
+     * a transaction nothing was done yet, so reconnect and try once more. */
+    if (res == NULL && !db->in_tx && PQstatus(db->conn) != CONNECTION_OK) {
+        log_warn("database connection lost; reconnecting and retrying %s",
+                 st->name);
+        err_clear(err);
+        if (db_connect(db, err) < 0)
+            return NULL;
+        res = exec_once(db, st, params, err);
+    }
+    return res;
 }
 
 static int
@@ -244,6 +254,58 @@ db_ping(struct db *db, struct app_err *err)
     }
     PQclear(res);
     return 0;
+}
+
+/* Type OIDs from pg_type.h (stable across PostgreSQL versions). */
+enum {
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_JSONB = 3802,
+};
+
+static json_t *
+db_value(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    const char *v = PQgetvalue(res, row, col);
+    switch (PQftype(res, col)) {
+    case OID_BOOL:
+        return json_boolean(v[0] == 't');
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+        return json_integer(strtoll(v, NULL, 10));
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        return json_real(strtod(v, NULL));
+    case OID_JSON:
+    case OID_JSONB:
+        return json_loads(v, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    default:
+        return json_stringn(v, (size_t)PQgetlength(res, row, col));
+    }
+}
+
+json_t *
+db_row_object(const PGresult *res, int row)
+{
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return NULL;
+    for (int col = 0; col < PQnfields(res); col++) {
+        json_t *v = db_value(res, row, col);
+        if (v == NULL || json_object_set_new(obj, PQfname(res, col), v) < 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
 }
 
 bool

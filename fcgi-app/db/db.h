@@ -17,6 +17,7 @@
 
 #include "../core/app_err.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -67,6 +68,13 @@ void db_rollback(struct db *db);
 /* A round trip ("SELECT 1").  0 ok, -1 with a 503. */
 int db_ping(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));
+
+/*
+ * Row `row` of `res` as a JSON object keyed by column name (owned): NULL →
+ * null, int2/int4/int8 → integer, float → real, bool → true/false, json and
+ * jsonb → the parsed value, everything else → string.  NULL on OOM.
+ */
+json_t *db_row_object(const PGresult *res, int row);
 
 /* Whether `err` came from a unique violation (SQLSTATE 23505). */
 bool db_is_unique_violation(const struct app_err *err);

@@ -1,0 +1,990 @@
+/*
+ * tests/integration/itest.c — shared helpers for the integration suite.
+ *
+ * HTTP through libcurl (one connection cache per thread), envelope checks
+ * against API.md §1.1, SQL through one libpq connection owned by the main
+ * thread, consumers and keys written straight in SQL, and /proc helpers for
+ * the FastCGI pool. Contracts are in itest.h.
+ */
+#include "itest.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+/* ------------------------------------------------------------------ env */
+
+static const char *g_base_url;
+static const char *g_db_url;
+static const char *g_admin_key;
+static bool g_initialised;
+
+int
+itest_init(void)
+{
+    if (g_initialised)
+        return 0;
+    g_base_url = getenv("FINTEGRATE_BASE_URL");
+    g_db_url = getenv("FINTEGRATE_DB_URL");
+    g_admin_key = getenv("FINTEGRATE_ADMIN_API_KEY");
+    int missing = 0;
+    if (g_base_url == NULL || *g_base_url == '\0') {
+        fprintf(stderr, "itest: FINTEGRATE_BASE_URL is not set "
+                        "(e.g. http://127.0.0.1:18080)\n");
+        missing = 1;
+    }
+    if (g_db_url == NULL || *g_db_url == '\0') {
+        fprintf(stderr, "itest: FINTEGRATE_DB_URL is not set "
+                        "(a libpq conninfo for the stack's database)\n");
+        missing = 1;
+    }
+    if (g_admin_key == NULL || *g_admin_key == '\0') {
+        fprintf(stderr, "itest: FINTEGRATE_ADMIN_API_KEY is not set\n");
+        missing = 1;
+    }
+    if (missing)
+        return -1;
+    if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+        fprintf(stderr, "itest: curl_global_init failed\n");
+        return -1;
+    }
+    json_object_seed(0);
+    g_initialised = true;
+    return 0;
+}
+
+const char *
+itest_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v != NULL && *v != '\0') ? v : NULL;
+}
+
+const char *
+itest_admin_key(void)
+{
+    return g_admin_key;
+}
+
+const char *
+itest_base_url(void)
+{
+    return g_base_url;
+}
+
+int
+itest_group_setup(void **state)
+{
+    (void)state;
+    return itest_init();
+}
+
+static PGconn *g_pg;
+
+int
+itest_group_teardown(void **state)
+{
+    (void)state;
+    if (g_pg != NULL) {
+        PQfinish(g_pg);
+        g_pg = NULL;
+    }
+    return 0;
+}
+
+double
+itest_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ----------------------------------------------------------------- HTTP */
+
+static _Thread_local CURL *t_curl;
+static _Thread_local long t_timeout_ms = 15000;
+
+void
+itest_set_timeout_ms(long ms)
+{
+    t_timeout_ms = ms;
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void
+buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            abort();
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    buf_add(userdata, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+static char *
+xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct itest_resp *resp = userdata;
+    size_t n = size * nmemb;
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+        /* A new status line (e.g. after 100 Continue): forget the old. */
+        for (size_t i = 0; i < resp->n_headers; i++) {
+            free(resp->headers[i].name);
+            free(resp->headers[i].value);
+        }
+        resp->n_headers = 0;
+        return n;
+    }
+    const char *colon = memchr(ptr, ':', n);
+    if (colon == NULL)
+        return n;
+    size_t name_len = (size_t)(colon - ptr);
+    const char *v = colon + 1;
+    const char *end = ptr + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                       end[-1] == '\t'))
+        end--;
+    struct itest_header_line *h =
+        realloc(resp->headers, (resp->n_headers + 1) * sizeof(*h));
+    if (h == NULL)
+        abort();
+    resp->headers = h;
+    h[resp->n_headers].name = xstrndup(ptr, name_len);
+    h[resp->n_headers].value = xstrndup(v, (size_t)(end - v));
+    resp->n_headers++;
+    return n;
+}
+
+static bool
+headers_name(const char *headers, const char *name)
+{
+    /* Does a '\n'-separated header list set this header name? */
+    size_t nl = strlen(name);
+    const char *p = headers;
+    while (p != NULL && *p != '\0') {
+        if (strncasecmp(p, name, nl) == 0 && (p[nl] == ':' || p[nl] == ';'))
+            return true;
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return false;
+}
+
+struct itest_resp *
+itest_request_n(const char *method, const char *path_and_query,
+                const char *api_key, const char *body, size_t body_len,
+                const char *extra_header)
+{
+    struct itest_resp *resp = calloc(1, sizeof(*resp));
+    if (resp == NULL)
+        abort();
+    resp->method = xstrndup(method, strlen(method));
+    resp->target = xstrndup(path_and_query, strlen(path_and_query));
+
+    if (t_curl == NULL) {
+        t_curl = curl_easy_init();
+        if (t_curl == NULL)
+            abort();
+    } else {
+        curl_easy_reset(t_curl); /* keeps the connection cache */
+    }
+    CURL *c = t_curl;
+
+    struct buf url = {0};
+    buf_add(&url, g_base_url, strlen(g_base_url));
+    buf_add(&url, path_and_query, strlen(path_and_query));
+
+    struct curl_slist *hl = NULL;
+    struct buf hb = {0};
+    hl = curl_slist_append(hl, "Expect:");
+    if (api_key != NULL) {
+        buf_add(&hb, "X-API-Key: ", 11);
+        buf_add(&hb, api_key, strlen(api_key));
+        hl = curl_slist_append(hl, hb.p);
+        hb.len = 0;
+    }
+    if (body != NULL &&
+        (extra_header == NULL || !headers_name(extra_header, "Content-Type")))
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+    if (extra_header != NULL) {
+        const char *p = extra_header;
+        while (*p != '\0') {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            if (n > 0) {
+                hb.len = 0;
+                buf_add(&hb, p, n);
+                hl = curl_slist_append(hl, hb.p);
+            }
+            p += n;
+            if (*p == '\n')
+                p++;
+        }
+    }
+
+    struct buf bodybuf = {0};
+    buf_add(&bodybuf, "", 0);
+    char errbuf[CURL_ERROR_SIZE] = "";
+
+    curl_easy_setopt(c, CURLOPT_URL, url.p);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bodybuf);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+
+    bool post_like = strcmp(method, "POST") == 0 ||
+                     strcmp(method, "PATCH") == 0 ||
+                     strcmp(method, "PUT") == 0;
+    if (body != NULL || post_like) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(body ? body_len : 0));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    }
+    if (strcmp(method, "GET") == 0 && body == NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        resp->status = 0;
+        snprintf(resp->error, sizeof(resp->error), "%s: %s",
+                 curl_easy_strerror(rc), errbuf);
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    }
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &resp->elapsed);
+    resp->body = bodybuf.p;
+    resp->body_len = bodybuf.len;
+    if (resp->body_len > 0) {
+        json_error_t jerr;
+        resp->json = json_loadb(resp->body, resp->body_len,
+                                JSON_REJECT_DUPLICATES, &jerr);
+    }
+    curl_slist_free_all(hl);
+    free(url.p);
+    free(hb.p);
+    return resp;
+}
+
+struct itest_resp *
+itest_request(const char *method, const char *path_and_query,
+              const char *api_key, const char *body, const char *extra_header)
+{
+    return itest_request_n(method, path_and_query, api_key, body,
+                           body ? strlen(body) : 0, extra_header);
+}
+
+struct itest_resp *
+itest_requestf(const char *method, const char *api_key, const char *body,
+               const char *path_fmt, ...)
+{
+    char path[4096];
+    va_list ap;
+    va_start(ap, path_fmt);
+    vsnprintf(path, sizeof(path), path_fmt, ap);
+    va_end(ap);
+    return itest_request(method, path, api_key, body, NULL);
+}
+
+void
+itest_resp_free(struct itest_resp *resp)
+{
+    if (resp == NULL)
+        return;
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    free(resp->headers);
+    free(resp->body);
+    json_decref(resp->json);
+    free(resp->method);
+    free(resp->target);
+    free(resp);
+}
+
+const char *
+itest_header(const struct itest_resp *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0)
+            return resp->headers[i].value;
+    return NULL;
+}
+
+void
+itest_dump(const struct itest_resp *resp)
+{
+    if (resp == NULL)
+        return;
+    const char *rid = itest_header(resp, "X-Request-ID");
+    fprintf(stderr, "  request:  %s %s\n", resp->method, resp->target);
+    if (resp->status == 0)
+        fprintf(stderr, "  failed:   %s\n", resp->error);
+    else
+        fprintf(stderr, "  status:   %ld  (X-Request-ID %s, %.3f s)\n",
+                resp->status, rid ? rid : "<none>", resp->elapsed);
+    for (size_t i = 0; i < resp->n_headers; i++)
+        fprintf(stderr, "  header:   %s: %s\n", resp->headers[i].name,
+                resp->headers[i].value);
+    if (resp->body != NULL) {
+        size_t n = resp->body_len > 2000 ? 2000 : resp->body_len;
+        fprintf(stderr, "  body:     %.*s%s\n", (int)n, resp->body,
+                n < resp->body_len ? "…" : "");
+    }
+}
+
+/* --------------------------------------------------------- JSON helpers */
+
+json_t *
+itest_data(const struct itest_resp *resp)
+{
+    json_t *d = resp->json ? json_object_get(resp->json, "data") : NULL;
+    return json_is_object(d) ? d : NULL;
+}
+
+const char *
+itest_desc(const struct itest_resp *resp)
+{
+    json_t *det = resp->json ? json_object_get(resp->json, "detail") : NULL;
+    return json_string_value(json_object_get(det, "status_description"));
+}
+
+const char *
+itest_jstr(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+char *
+itest_json_text(json_t *v)
+{
+    if (v == NULL)
+        abort();
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (s == NULL)
+        abort();
+    return s;
+}
+
+/* ------------------------------------------------------------- checkers */
+
+bool
+itest_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!((s[i] >= '0' && s[i] <= '9') ||
+                     (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool
+itest_is_timestamp(const char *s)
+{
+    /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if (s == NULL || strlen(s) != sizeof(pat) - 1)
+        return false;
+    for (size_t i = 0; i < sizeof(pat) - 1; i++) {
+        if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
+            return false;
+    }
+    int mon = (s[5] - '0') * 10 + (s[6] - '0');
+    int day = (s[8] - '0') * 10 + (s[9] - '0');
+    int hh = (s[11] - '0') * 10 + (s[12] - '0');
+    int mm = (s[14] - '0') * 10 + (s[15] - '0');
+    int ss = (s[17] - '0') * 10 + (s[18] - '0');
+    return mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && hh <= 23 &&
+           mm <= 59 && ss <= 60;
+}
+
+bool
+itest_is_request_id(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t n = strlen(s);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(isalnum(ch) || ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ----------------------------------------------------------- assertions */
+
+static void
+vfail(const char *file, int line, const struct itest_resp *resp,
+      const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+    itest_dump(resp);
+    fflush(stderr);
+    print_error("%s:%d: %s\n", file, line, msg);
+    _fail(file, line);
+    abort(); /* not reached: _fail longjmps out of the test */
+}
+
+static void __attribute__((format(printf, 4, 5), noreturn))
+fail_resp(const char *file, int line, const struct itest_resp *resp,
+          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(file, line, resp, fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void
+itest_failf_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(file, line, NULL, fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void
+itest_expect_at(const char *file, int line, const struct itest_resp *resp,
+                bool cond, const char *fmt, ...)
+{
+    if (cond)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(file, line, resp, fmt, ap);
+    va_end(ap);
+}
+
+static const struct {
+    long code;
+    const char *name;
+} STATUS_NAMES[] = {
+    {200, "OK"},
+    {201, "CREATED"},
+    {400, "BAD_REQUEST"},
+    {401, "UNAUTHORIZED"},
+    {403, "FORBIDDEN"},
+    {404, "NOT_FOUND"},
+    {405, "METHOD_NOT_ALLOWED"},
+    {409, "CONFLICT"},
+    {413, "PAYLOAD_TOO_LARGE"},
+    {422, "UNPROCESSABLE_ENTITY"},
+    {429, "TOO_MANY_REQUESTS"},
+    {500, "INTERNAL_SERVER_ERROR"},
+    {501, "NOT_IMPLEMENTED"},
+    {502, "BAD_GATEWAY"},
+    {503, "SERVICE_UNAVAILABLE"},
+    {504, "GATEWAY_TIMEOUT"},
+};
+
+static const char *
+status_name(long code)
+{
+    for (size_t i = 0; i < sizeof(STATUS_NAMES) / sizeof(STATUS_NAMES[0]); i++)
+        if (STATUS_NAMES[i].code == code)
+            return STATUS_NAMES[i].name;
+    return NULL;
+}
+
+/* Text that means a library or the database leaked into a message. */
+static const char *const LEAK_MARKERS[] = {
+    "SQLSTATE", "ERROR:", "violates", "duplicate key", "expected near",
+    "near '",   "jansson", "libpq",   "relation \"",
+};
+
+json_t *
+itest_assert_envelope_at(const char *file, int line,
+                         const struct itest_resp *resp, long expected_status)
+{
+    if (resp->status != expected_status)
+        fail_resp(file, line, resp, "expected HTTP %ld, got %ld",
+                  expected_status, resp->status);
+    const char *ct = itest_header(resp, "Content-Type");
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+        fail_resp(file, line, resp,
+                  "Content-Type must be application/json, got %s",
+                  ct ? ct : "<none>");
+    const char *rid = itest_header(resp, "X-Request-ID");
+    if (rid == NULL || *rid == '\0')
+        fail_resp(file, line, resp, "X-Request-ID header missing");
+    if (!json_is_object(resp->json))
+        fail_resp(file, line, resp, "body is not a JSON object");
+    if (json_object_size(resp->json) != 2)
+        fail_resp(file, line, resp,
+                  "envelope must have exactly \"data\" and \"detail\" "
+                  "(has %zu members)",
+                  json_object_size(resp->json));
+    json_t *data = json_object_get(resp->json, "data");
+    json_t *detail = json_object_get(resp->json, "detail");
+    if (!json_is_object(data))
+        fail_resp(file, line, resp, "\"data\" must be an object");
+    if (!json_is_object(detail))
+        fail_resp(file, line, resp, "\"detail\" must be an object");
+    if (json_object_size(detail) != 3)
+        fail_resp(file, line, resp,
+                  "\"detail\" must have exactly status_code, status_name, "
+                  "status_description");
+    const char *code = json_string_value(json_object_get(detail, "status_code"));
+    const char *name = json_string_value(json_object_get(detail, "status_name"));
+    const char *desc =
+        json_string_value(json_object_get(detail, "status_description"));
+    char want_code[16];
+    snprintf(want_code, sizeof(want_code), "%ld", resp->status);
+    if (code == NULL || strcmp(code, want_code) != 0)
+        fail_resp(file, line, resp,
+                  "detail.status_code must be the string \"%s\"", want_code);
+    const char *want_name = status_name(resp->status);
+    if (want_name == NULL)
+        fail_resp(file, line, resp, "status %ld has no name in API.md §1.1",
+                  resp->status);
+    if (name == NULL || strcmp(name, want_name) != 0)
+        fail_resp(file, line, resp, "detail.status_name must be \"%s\"",
+                  want_name);
+    if (desc == NULL)
+        fail_resp(file, line, resp,
+                  "detail.status_description must be a string");
+    if (resp->status >= 200 && resp->status < 300) {
+        if (strcmp(desc, "Success") != 0)
+            fail_resp(file, line, resp,
+                      "status_description must be exactly \"Success\"");
+    } else {
+        if (strlen(desc) < 5)
+            fail_resp(file, line, resp,
+                      "an error's status_description must be a sentence");
+        if (strcmp(desc, "Success") == 0)
+            fail_resp(file, line, resp,
+                      "an error must not be described as \"Success\"");
+        if (json_object_size(data) != 0)
+            fail_resp(file, line, resp, "on errors \"data\" must be {}");
+        for (size_t i = 0; i < sizeof(LEAK_MARKERS) / sizeof(LEAK_MARKERS[0]);
+             i++)
+            if (strstr(desc, LEAK_MARKERS[i]) != NULL)
+                fail_resp(file, line, resp,
+                          "status_description looks like a database or "
+                          "library message (contains \"%s\")",
+                          LEAK_MARKERS[i]);
+    }
+    return data;
+}
+
+void
+itest_assert_error_at(const char *file, int line,
+                      const struct itest_resp *resp, long expected_status,
+                      const char *exact_desc, const char *needle)
+{
+    itest_assert_envelope_at(file, line, resp, expected_status);
+    const char *desc = itest_desc(resp);
+    if (exact_desc != NULL && strcmp(desc, exact_desc) != 0)
+        fail_resp(file, line, resp,
+                  "status_description must be exactly: %s", exact_desc);
+    if (needle != NULL && strstr(desc, needle) == NULL)
+        fail_resp(file, line, resp, "status_description must mention: %s",
+                  needle);
+}
+
+void
+itest_assert_keys_at(const char *file, int line,
+                     const struct itest_resp *resp, const json_t *obj, ...)
+{
+    if (!json_is_object(obj))
+        fail_resp(file, line, resp, "expected a JSON object");
+    va_list ap;
+    va_start(ap, obj);
+    size_t n = 0;
+    const char *k;
+    char want[1024] = "";
+    while ((k = va_arg(ap, const char *)) != NULL) {
+        n++;
+        if (strlen(want) + strlen(k) + 3 < sizeof(want)) {
+            strcat(want, k);
+            strcat(want, " ");
+        }
+        if (json_object_get(obj, k) == NULL) {
+            va_end(ap);
+            fail_resp(file, line, resp, "member \"%s\" missing", k);
+        }
+    }
+    va_end(ap);
+    if (json_object_size(obj) != n) {
+        char *got = json_dumps(obj, JSON_COMPACT);
+        fail_resp(file, line, resp,
+                  "object must have exactly the members { %s}, has %s", want,
+                  got ? got : "?");
+    }
+}
+
+void
+itest_assert_jstr_at(const char *file, int line,
+                     const struct itest_resp *resp, const json_t *obj,
+                     const char *key, const char *expected)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    if (v == NULL)
+        fail_resp(file, line, resp, "member \"%s\" must be a string", key);
+    if (strcmp(v, expected) != 0)
+        fail_resp(file, line, resp, "member \"%s\" must be \"%s\", is \"%s\"",
+                  key, expected, v);
+}
+
+/* ------------------------------------------------------- domain helpers */
+
+void
+itest_create_customer_at(const char *file, int line, const char *api_key,
+                         const char *name, char id_out[37])
+{
+    char *body = itest_json_text(json_pack("{s:s}", "name", name));
+    struct itest_resp *r =
+        itest_request("POST", "/customer/data", api_key, body, NULL);
+    free(body);
+    json_t *data = itest_assert_envelope_at(file, line, r, 201);
+    const char *id = itest_jstr(data, "customer_id");
+    if (!itest_is_uuid(id))
+        fail_resp(file, line, r, "customer_id must be a lower-case UUID");
+    memcpy(id_out, id, 37);
+    itest_resp_free(r);
+}
+
+void
+itest_unique(char *buf, size_t size, const char *prefix)
+{
+    static unsigned counter;
+    unsigned char rnd[3];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        memset(rnd, 0, sizeof(rnd));
+    snprintf(buf, size, "%s-%ld-%ld-%u-%02x%02x%02x", prefix, (long)getpid(),
+             (long)time(NULL), ++counter, rnd[0], rnd[1], rnd[2]);
+}
+
+void
+itest_random_uuid(char out[37])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+        abort();
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
+}
+
+char *
+itest_upper(char *s)
+{
+    for (char *p = s; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    return s;
+}
+
+/* ------------------------------------------------------------------ SQL */
+
+static PGconn *
+pg_conn(void)
+{
+    if (g_pg != NULL && PQstatus(g_pg) == CONNECTION_OK)
+        return g_pg;
+    if (g_pg != NULL) {
+        PQfinish(g_pg);
+        g_pg = NULL;
+    }
+    g_pg = PQconnectdb(g_db_url);
+    if (PQstatus(g_pg) != CONNECTION_OK)
+        return NULL;
+    PGresult *r = PQexec(g_pg, "SET client_min_messages = warning");
+    PQclear(r);
+    return g_pg;
+}
+
+PGresult *
+itest_sql_try(const char *query, const char *const *params, int nparams)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *c = pg_conn();
+        if (c == NULL)
+            return NULL;
+        PGresult *r =
+            PQexecParams(c, query, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(r);
+        if ((st == PGRES_FATAL_ERROR || r == NULL) &&
+            PQstatus(c) != CONNECTION_OK && attempt == 0) {
+            /* The server went away (a restart drill): reconnect, retry. */
+            PQclear(r);
+            continue;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+PGresult *
+itest_sql_at(const char *file, int line, const char *query,
+             const char *const *params, int nparams)
+{
+    PGresult *r = itest_sql_try(query, params, nparams);
+    if (r == NULL)
+        itest_failf_at(file, line, "cannot connect to %s: %s", g_db_url,
+                       g_pg ? PQerrorMessage(g_pg) : "?");
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        itest_failf_at(file, line, "SQL failed: %s\n  query: %s", msg, query);
+    }
+    return r;
+}
+
+char *
+itest_sql_value_at(const char *file, int line, const char *query,
+                   const char *const *params, int nparams)
+{
+    PGresult *r = itest_sql_at(file, line, query, params, nparams);
+    char *v = NULL;
+    if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = xstrndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+long
+itest_sql_long_at(const char *file, int line, const char *query,
+                  const char *const *params, int nparams)
+{
+    char *v = itest_sql_value_at(file, line, query, params, nparams);
+    if (v == NULL)
+        itest_failf_at(file, line, "query returned no value: %s", query);
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0') {
+        free(v);
+        itest_failf_at(file, line, "query value is not an integer: %s", query);
+    }
+    free(v);
+    return n;
+}
+
+/* ------------------------------------------------------------ consumers */
+
+void
+itest_random_key(char out[64])
+{
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char b[33];
+    if (getrandom(b, 32, 0) != 32)
+        abort();
+    b[32] = 0;
+    char *p = out;
+    *p++ = 'f';
+    *p++ = 'k';
+    *p++ = '_';
+    /* 32 bytes → 43 base64url characters without padding. */
+    for (int i = 0; i < 32; i += 3) {
+        unsigned v = (unsigned)b[i] << 16 | (unsigned)b[i + 1] << 8 |
+                     (i + 2 < 32 ? b[i + 2] : 0);
+        *p++ = b64url[(v >> 18) & 63];
+        *p++ = b64url[(v >> 12) & 63];
+        *p++ = b64url[(v >> 6) & 63];
+        if (i + 2 < 32)
+            *p++ = b64url[v & 63];
+    }
+    *p = '\0';
+}
+
+void
+itest_consumer_create_at(const char *file, int line,
+                         struct itest_consumer *out,
+                         const char *consumer_status, const char *key_status,
+                         const char *expires_in)
+{
+    char name[64];
+    itest_unique(name, sizeof(name), "itest");
+    /* consumer_name: ^[a-z0-9][a-z0-9_-]{0,62}$ */
+    for (char *p = name; *p; p++)
+        if (*p == '.')
+            *p = '-';
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    itest_random_uuid(out->id);
+    itest_random_key(out->key);
+    PGresult *r = itest_sql_at(
+        file, line,
+        "INSERT INTO consumers (consumer_id, consumer_name, status) "
+        "VALUES ($1, $2, $3)",
+        (const char *const[]){out->id, out->name, consumer_status}, 3);
+    PQclear(r);
+    r = itest_sql_at(
+        file, line,
+        "INSERT INTO consumer_api_keys (consumer_id, api_key_hash, "
+        "api_key_prefix, api_key_status, expires_at) VALUES ($1, "
+        "encode(sha256(convert_to($2, 'UTF8')), 'hex'), left($2, 11), $3, "
+        "now() + $4::interval)",
+        (const char *const[]){out->id, out->key, key_status, expires_in}, 4);
+    PQclear(r);
+}
+
+/* --------------------------------------------------- FastCGI processes */
+
+pid_t
+itest_master_pid(void)
+{
+    const char *run = itest_env("FINTEGRATE_RUN_DIR");
+    if (run == NULL)
+        return -1;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/fcgi.pid", run);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long pid = -1;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = -1;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+/* Reads state and ppid from /proc/PID/stat; returns 0 on success. */
+static int
+proc_stat(pid_t pid, char *state, pid_t *ppid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[1024];
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    /* The command name is in parentheses and may hold spaces: skip to ')'. */
+    char *p = strrchr(line, ')');
+    if (p == NULL)
+        return -1;
+    char st;
+    long pp;
+    if (sscanf(p + 1, " %c %ld", &st, &pp) != 2)
+        return -1;
+    *state = st;
+    *ppid = (pid_t)pp;
+    return 0;
+}
+
+char
+itest_proc_state(pid_t pid)
+{
+    char st;
+    pid_t pp;
+    return proc_stat(pid, &st, &pp) == 0 ? st : 0;
+}
+
+int
+itest_children(pid_t parent, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        char st;
+        pid_t pp;
+        if (proc_stat((pid_t)pid, &st, &pp) == 0 && pp == parent && st != 'Z' &&
+            st != 'X')
+            out[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+int
+itest_stack(const char *verb)
+{
+    const char *checkout = itest_env("FINTEGRATE_CHECKOUT");
+    if (checkout == NULL) {
+        fprintf(stderr, "itest: FINTEGRATE_CHECKOUT is not set\n");
+        return -1;
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "'%s/scripts/stack.sh' %s 1>&2", checkout,
+             verb);
+    fflush(stdout);
+    fflush(stderr);
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc))
+        return -1;
+    return WEXITSTATUS(rc);
+}

@@ -1,0 +1,298 @@
+/*
+ * tests/integration/itest.h — shared helpers for the integration suite.
+ *
+ * Every integration test binary talks to a running stack (nginx → FastCGI
+ * workers → PostgreSQL) through these helpers: HTTP requests with libcurl,
+ * envelope assertions (API.md §1.1), direct SQL through libpq, consumers and
+ * keys created straight in SQL, and process helpers for the FastCGI pool.
+ *
+ * The stack is named by the environment (the same variables the stack
+ * scripts take):
+ *   FINTEGRATE_BASE_URL       e.g. http://127.0.0.1:18080   (required)
+ *   FINTEGRATE_DB_URL         a libpq conninfo               (required)
+ *   FINTEGRATE_ADMIN_API_KEY  the administrator's key        (required)
+ *   FINTEGRATE_RUN_DIR        run directory (fcgi.pid lives there)
+ *   FINTEGRATE_CHECKOUT       repository root (scripts/stack.sh)
+ *
+ * Assertions are cmocka failures (they longjmp out of the test); on failure
+ * they print the request, the status, the X-Request-ID and the body, so a
+ * failing line says what the service answered.
+ *
+ * Depends on cmocka, libcurl, libpq and jansson; nothing from fcgi-app/.
+ */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+/* The administrator (API.md §2). */
+#define ITEST_SYSTEM_CONSUMER_ID "00000000-0000-0000-0000-000000000001"
+
+/* ---------------------------------------------------------------- setup */
+
+/*
+ * Reads the environment and initialises libcurl and jansson. Returns 0, or -1
+ * after printing which variable is missing. Call once from main (or a group
+ * setup) before anything else; safe to call twice.
+ */
+int itest_init(void);
+
+/* Borrowed, valid for the life of the process; NULL when unset. */
+const char *itest_env(const char *name);
+const char *itest_admin_key(void);
+const char *itest_base_url(void);
+
+/* Group setup/teardown usable directly in cmocka_run_group_tests. */
+int itest_group_setup(void **state);
+int itest_group_teardown(void **state);
+
+/* --------------------------------------------------------------- HTTP */
+
+struct itest_header_line {
+    char *name;  /* owned */
+    char *value; /* owned, leading/trailing blanks stripped */
+};
+
+struct itest_resp {
+    long status;       /* HTTP status; 0 when the request itself failed */
+    char *body;        /* owned, NUL-terminated (may contain NULs) */
+    size_t body_len;
+    json_t *json;      /* owned; NULL when the body is not a JSON object/array */
+    struct itest_header_line *headers; /* owned, final response only */
+    size_t n_headers;
+    double elapsed;    /* seconds, as measured by libcurl */
+    char error[512];   /* libcurl's error when status == 0 */
+    char *method;      /* owned copy of the request, for messages */
+    char *target;
+};
+
+/*
+ * Sends one request to FINTEGRATE_BASE_URL + path_and_query.
+ * api_key NULL sends no X-API-Key header. body NULL sends no body (POST and
+ * PATCH then send an empty one, Content-Length: 0); a body is sent with
+ * Content-Type: application/json unless extra_headers names a Content-Type.
+ * extra_headers: NULL, or one or more "Name: value" lines separated by '\n'
+ * (curl syntax: "Name;" sends an empty header, "Name:" removes one).
+ * Returns an owned response (never NULL); free with itest_resp_free.
+ * Thread-safe: each thread uses its own connection cache.
+ */
+struct itest_resp *itest_request(const char *method, const char *path_and_query,
+                                 const char *api_key, const char *body,
+                                 const char *extra_header);
+
+/* Same, with an explicit body length (bodies with NUL or odd bytes). */
+struct itest_resp *itest_request_n(const char *method,
+                                   const char *path_and_query,
+                                   const char *api_key, const char *body,
+                                   size_t body_len, const char *extra_header);
+
+/* printf-style path; same ownership as itest_request. */
+struct itest_resp *itest_requestf(const char *method, const char *api_key,
+                                  const char *body, const char *path_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Per-thread request timeout in milliseconds (default 15000). */
+void itest_set_timeout_ms(long ms);
+
+void itest_resp_free(struct itest_resp *resp);
+
+/* Case-insensitive header lookup; borrowed value or NULL. */
+const char *itest_header(const struct itest_resp *resp, const char *name);
+
+/* ------------------------------------------------------- JSON helpers */
+
+/* Borrowed members; NULL when absent or of another type. */
+json_t *itest_data(const struct itest_resp *resp);
+const char *itest_desc(const struct itest_resp *resp);
+const char *itest_jstr(const json_t *obj, const char *key);
+
+/* Owned JSON text (free()) of a jansson value built by json_pack. Steals v. */
+char *itest_json_text(json_t *v);
+
+/* ----------------------------------------------------------- checkers */
+
+bool itest_is_uuid(const char *s);       /* canonical 8-4-4-4-12, lower-case */
+bool itest_is_timestamp(const char *s);  /* 2025-10-23T14:34:51.467162Z */
+bool itest_is_request_id(const char *s); /* 1-128 of [A-Za-z0-9._:-] */
+
+/* ---------------------------------------------------------- assertions */
+
+/*
+ * Asserts that resp is the envelope of API.md §1.1 with HTTP status
+ * expected_status: a JSON object with exactly "data" (object) and "detail"
+ * {status_code (string == HTTP status), status_name (the §1.1 name),
+ * status_description ("Success" on 2xx, else a non-empty sentence without
+ * SQL or library text)}, data == {} on errors, Content-Type application/json,
+ * an X-Request-ID header. Returns the borrowed data object.
+ */
+#define itest_assert_envelope(resp, expected_status)                          \
+    itest_assert_envelope_at(__FILE__, __LINE__, (resp), (expected_status))
+
+/* Envelope with an error status; description equal to exact_desc (if set). */
+#define itest_assert_error(resp, expected_status, exact_desc)                 \
+    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status),      \
+                          (exact_desc), NULL)
+
+/* Envelope with an error status; description contains needle (if set). */
+#define itest_assert_error_contains(resp, expected_status, needle)            \
+    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status),      \
+                          NULL, (needle))
+
+/* A condition about a response; on failure prints the message and response. */
+#define itest_expect(resp, cond, ...)                                         \
+    itest_expect_at(__FILE__, __LINE__, (resp), (cond), __VA_ARGS__)
+
+/* The object has exactly these keys (NULL-terminated list). */
+#define itest_assert_keys(resp, obj, ...)                                     \
+    itest_assert_keys_at(__FILE__, __LINE__, (resp), (obj), __VA_ARGS__, NULL)
+
+/* obj[key] is a string equal to expected. */
+#define itest_assert_jstr(resp, obj, key, expected)                           \
+    itest_assert_jstr_at(__FILE__, __LINE__, (resp), (obj), (key), (expected))
+
+/* Fails the test with a message (no response). */
+#define itest_failf(...) itest_failf_at(__FILE__, __LINE__, __VA_ARGS__)
+
+json_t *itest_assert_envelope_at(const char *file, int line,
+                                 const struct itest_resp *resp,
+                                 long expected_status);
+void itest_assert_error_at(const char *file, int line,
+                           const struct itest_resp *resp, long expected_status,
+                           const char *exact_desc, const char *needle);
+void itest_expect_at(const char *file, int line, const struct itest_resp *resp,
+                     bool cond, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void itest_assert_keys_at(const char *file, int line,
+                          const struct itest_resp *resp, const json_t *obj,
+                          ...);
+void itest_assert_jstr_at(const char *file, int line,
+                          const struct itest_resp *resp, const json_t *obj,
+                          const char *key, const char *expected);
+void itest_failf_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+/* Prints a response (request line, status, headers, body) to stderr. */
+void itest_dump(const struct itest_resp *resp);
+
+/* -------------------------------------------------------- domain helpers */
+
+/*
+ * POST /customer/data with {"name": name} as api_key; asserts the 201
+ * envelope and copies the new customer_id (lower-case, 36 characters and the
+ * NUL) into id_out.
+ */
+#define itest_create_customer(api_key, name, id_out)                          \
+    itest_create_customer_at(__FILE__, __LINE__, (api_key), (name), (id_out))
+void itest_create_customer_at(const char *file, int line, const char *api_key,
+                              const char *name, char id_out[37]);
+
+/* A name unique to this run and call: "<prefix>-<pid>-<time>-<n>". */
+void itest_unique(char *buf, size_t size, const char *prefix);
+
+/* A fresh random UUID (lower-case) into out[37]. */
+void itest_random_uuid(char out[37]);
+
+/* Upper-cases an ASCII string in place; returns it. */
+char *itest_upper(char *s);
+
+/* --------------------------------------------------------------- SQL */
+
+/*
+ * Runs a parameterised query on the test's own connection (opened lazily,
+ * re-opened when it broke, e.g. after a PostgreSQL restart) and asserts that
+ * it succeeded. Parameters are text (NULL pointer = SQL NULL).
+ * Returns an owned PGresult (PQclear).
+ */
+#define itest_sql(query, ...)                                                 \
+    itest_sql_at(__FILE__, __LINE__, (query),                                 \
+                 (const char *const[]){__VA_ARGS__},                          \
+                 (int)(sizeof((const char *const[]){__VA_ARGS__}) /           \
+                       sizeof(const char *)))
+#define itest_sql0(query) itest_sql_at(__FILE__, __LINE__, (query), NULL, 0)
+
+/* First column of the first row as an owned string (free()), NULL if none. */
+#define itest_sql_value(query, ...)                                           \
+    itest_sql_value_at(__FILE__, __LINE__, (query),                           \
+                       (const char *const[]){__VA_ARGS__},                    \
+                       (int)(sizeof((const char *const[]){__VA_ARGS__}) /     \
+                             sizeof(const char *)))
+
+/* First column of the first row parsed as an integer (e.g. count(*)). */
+#define itest_sql_long(query, ...)                                            \
+    itest_sql_long_at(__FILE__, __LINE__, (query),                            \
+                      (const char *const[]){__VA_ARGS__},                     \
+                      (int)(sizeof((const char *const[]){__VA_ARGS__}) /      \
+                            sizeof(const char *)))
+#define itest_sql_long0(query)                                                \
+    itest_sql_long_at(__FILE__, __LINE__, (query), NULL, 0)
+
+PGresult *itest_sql_at(const char *file, int line, const char *query,
+                       const char *const *params, int nparams);
+char *itest_sql_value_at(const char *file, int line, const char *query,
+                         const char *const *params, int nparams);
+long itest_sql_long_at(const char *file, int line, const char *query,
+                       const char *const *params, int nparams);
+
+/*
+ * Like itest_sql but does not assert: returns the result (owned, may be an
+ * error result) or NULL when no connection could be made.
+ */
+PGresult *itest_sql_try(const char *query, const char *const *params,
+                        int nparams);
+
+/* ---------------------------------------------------------- consumers */
+
+struct itest_consumer {
+    char id[37];
+    char name[64];
+    char key[64]; /* "fk_" + 43 base64url characters */
+};
+
+/*
+ * Creates a consumer and one API key straight in SQL (the consumer API does
+ * not exist yet): consumer_status "ACTIVE"/"DEACTIVATED", key_status
+ * "active"/"expired"/"deactivated", expires_in a PostgreSQL interval such as
+ * "1 day" or "-1 hour". The key is stored as its SHA-256 hex and an 11-char
+ * prefix, as the service stores them. Asserts on failure.
+ */
+#define itest_consumer_create(out, consumer_status, key_status, expires_in)   \
+    itest_consumer_create_at(__FILE__, __LINE__, (out), (consumer_status),    \
+                             (key_status), (expires_in))
+void itest_consumer_create_at(const char *file, int line,
+                              struct itest_consumer *out,
+                              const char *consumer_status,
+                              const char *key_status, const char *expires_in);
+
+/* A random key in the service's format that no consumer has. */
+void itest_random_key(char out[64]);
+
+/* ----------------------------------------------------- FastCGI processes */
+
+/* The master's pid from $FINTEGRATE_RUN_DIR/fcgi.pid, or -1. */
+pid_t itest_master_pid(void);
+
+/* Live (non-zombie) children of parent; returns how many (≤ max). */
+int itest_children(pid_t parent, pid_t *out, int max);
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), 0 if gone. */
+char itest_proc_state(pid_t pid);
+
+/* Monotonic seconds. */
+double itest_now(void);
+
+/*
+ * Runs "$FINTEGRATE_CHECKOUT/scripts/stack.sh <verb>" with the inherited
+ * environment; its output goes to stderr. Returns the exit status (or -1).
+ */
+int itest_stack(const char *verb);
+
+#endif /* ITEST_H */

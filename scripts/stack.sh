@@ -169,7 +169,10 @@ ensure_run_dir() {
         mkdir -p "$RUN"
     fi
     chmod 0755 "$RUN"
-    [ -e "$MARKER" ] || printf 'Fintegrate run directory of %s\n' "$FINTEGRATE_CHECKOUT" >"$MARKER"
+    # The marker says which checkout and which kind of stack (dev: make run,
+    # test: scripts/test.sh) own this folder; test.sh wipes only its own.
+    [ -e "$MARKER" ] || printf 'kind=%s\ncheckout=%s\n' "${FINTEGRATE_STACK_KIND:-dev}" \
+        "$FINTEGRATE_CHECKOUT" >"$MARKER"
     mkdir -p "$LOGS"
     chmod 0755 "$LOGS"
 }

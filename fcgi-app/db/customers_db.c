@@ -33,6 +33,10 @@ DB_STMT(customers_set_status, 2,
         "UPDATE customers SET status = $2, updated_at = clock_timestamp() "
         " WHERE customer_id = $1 RETURNING fintegrate_ts(updated_at)");
 
+DB_STMT(customers_touch, 1,
+        "UPDATE customers SET updated_at = clock_timestamp() "
+        " WHERE customer_id = $1");
+
 DB_STMT(customers_delete, 1,
         "DELETE FROM customers WHERE customer_id = $1 "
         "RETURNING fintegrate_ts(clock_timestamp())");
@@ -136,6 +140,17 @@ customers_db_set_status(struct db *db, const char *customer_id,
     if (res == NULL)
         return -1;
     copy(updated_at, 40, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int
+customers_db_touch(struct db *db, const char *customer_id, struct app_err *err)
+{
+    const char *p[] = {customer_id};
+    PGresult *res = db_exec(db, &customers_touch, p, err);
+    if (res == NULL)
+        return -1;
     PQclear(res);
     return 0;
 }

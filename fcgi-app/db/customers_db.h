@@ -47,6 +47,10 @@ int customers_db_set_status(struct db *db, const char *customer_id,
                             struct app_err *err)
     __attribute__((warn_unused_result));
 
+/* updated_at = now (clock time) for a locked customer; e.g. a tag change. */
+int customers_db_touch(struct db *db, const char *customer_id,
+                       struct app_err *err) __attribute__((warn_unused_result));
+
 /* Deletes a locked customer (its tags go with it); writes deleted_at[40]. */
 int customers_db_delete(struct db *db, const char *customer_id,
                         char deleted_at[40], struct app_err *err)

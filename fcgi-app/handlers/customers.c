@@ -10,6 +10,7 @@
 #include "../core/text.h"
 #include "../db/customers_db.h"
 #include "../db/outbox_db.h"
+#include "../db/tags_db.h"
 
 #include <string.h>
 
@@ -44,6 +45,7 @@ customers_create(struct ctx *c, json_t **data, struct app_err *err)
     json_t *ev_data = NULL;
     char event_id[37];
     const char *status = ctx_str(c, "status");
+    json_t *tags = json_object_get(c->in, "tags"); /* optional */
 
     uuid_new(cu.customer_id);
     memcpy(cu.consumer_id, c->caller->consumer_id, sizeof cu.consumer_id);
@@ -52,8 +54,16 @@ customers_create(struct ctx *c, json_t **data, struct app_err *err)
 
     if (db_begin(c->db, err) < 0 || customers_db_insert(c->db, &cu, err) < 0)
         goto fail;
+    if (tags != NULL && json_object_size(tags) > 0 &&
+        tags_db_insert(c->db, cu.customer_id, tags, err) < 0)
+        goto fail;
     ev_data = json_pack("{s:s, s:s, s:s}", "customer_id", cu.customer_id,
                         "name", cu.name, "status", cu.status);
+    if (ev_data != NULL && tags != NULL &&
+        tags_db_all(c->db, cu.customer_id, &cu.tags, err) == 0)
+        json_object_set(ev_data, "tags", cu.tags);
+    if (err->status)
+        goto fail;
     if (append_event(c, &cu, "customer_creation", ev_data, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
         goto fail;
@@ -62,10 +72,12 @@ customers_create(struct ctx *c, json_t **data, struct app_err *err)
                       cu.customer_id, "name", cu.name, "status", cu.status,
                       "created_at", cu.created_at, "event_id", event_id);
     json_decref(ev_data);
+    json_decref(cu.tags);
     return 201;
 fail:
     db_rollback(c->db);
     json_decref(ev_data);
+    json_decref(cu.tags);
     return err->status;
 }
 

@@ -40,6 +40,14 @@ int customers_get(struct ctx *c, json_t **data, struct app_err *err);
 int customers_delete(struct ctx *c, json_t **data, struct app_err *err);
 int customers_change_status(struct ctx *c, json_t **data,
                             struct app_err *err);
+int tags_add(struct ctx *c, json_t **data, struct app_err *err);
+int tags_get_value(struct ctx *c, json_t **data, struct app_err *err);
+int tags_delete(struct ctx *c, json_t **data, struct app_err *err);
+int tags_rename_key(struct ctx *c, json_t **data, struct app_err *err);
+int tags_set_value(struct ctx *c, json_t **data, struct app_err *err);
+int analytics_create(struct ctx *c, json_t **data, struct app_err *err);
+int analytics_list(struct ctx *c, json_t **data, struct app_err *err);
+int events_list(struct ctx *c, json_t **data, struct app_err *err);
 int health_get(struct ctx *c, json_t **data, struct app_err *err);
 
 #endif

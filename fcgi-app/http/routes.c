@@ -11,9 +11,71 @@ static const char *const customer_statuses[] = {"ACTIVE", "INACTIVE", NULL};
 
 #define F_CUSTOMER_ID {.name = "customer_id", .type = FT_UUID, .required = true}
 
+static const char *const event_types[] = {
+    "customer_creation",   "customer_deletion",      "customer_status_change",
+    "customer_tag_change", "consumer_creation",      "consumer_status_change",
+    "api_key_creation",    "api_key_deactivation",   NULL};
+static const char *const publish_statuses[] = {"pending", "published",
+                                               "failed", NULL};
+static const char *const deliver_statuses[] = {"pending", "delivered",
+                                               "failed", NULL};
+static const char *const orders[] = {"asc", "desc", NULL};
+
+#define F_TAG_KEY(n) {.name = n, .type = FT_TAG_KEY, .required = true}
+#define F_LIMIT {.name = "limit", .type = FT_INT, .min = 1, .max = 1000}
+
 static const struct field_spec customer_create_fields[] = {
     {.name = "name", .type = FT_NAME, .required = true, .min = 1, .max = 255},
     {.name = "status", .type = FT_ENUM, .choices = customer_statuses},
+    {.name = "tags", .type = FT_TAGS, .max = 100},
+    {.name = NULL},
+};
+
+static const struct field_spec tag_add_fields[] = {
+    F_CUSTOMER_ID,
+    {.name = "tag_keys", .type = FT_STRING_ARRAY, .required = true, .min = 1,
+     .max = 100, .elem = FT_TAG_KEY},
+    {.name = "tag_values", .type = FT_STRING_ARRAY, .required = true,
+     .min = 1, .max = 100, .elem = FT_STRING, .elem_min = 0,
+     .elem_max = 1024},
+    {.name = NULL},
+};
+
+static const struct field_spec tag_key_fields[] = {
+    F_CUSTOMER_ID,
+    F_TAG_KEY("tag_key"),
+    {.name = NULL},
+};
+
+static const struct field_spec tag_rename_fields[] = {
+    F_CUSTOMER_ID,
+    F_TAG_KEY("tag_key"),
+    F_TAG_KEY("new_tag_key"),
+    {.name = NULL},
+};
+
+static const struct field_spec tag_value_fields[] = {
+    F_CUSTOMER_ID,
+    F_TAG_KEY("tag_key"),
+    {.name = "new_tag_value", .type = FT_STRING, .required = true, .min = 0,
+     .max = 1024},
+    {.name = NULL},
+};
+
+static const struct field_spec analytics_list_fields[] = {
+    F_CUSTOMER_ID,
+    F_LIMIT,
+    {.name = NULL},
+};
+
+static const struct field_spec events_list_fields[] = {
+    {.name = "customer_id", .type = FT_UUID},
+    {.name = "event_types", .type = FT_ENUM_ARRAY, .min = 1, .max = 100,
+     .choices = event_types},
+    {.name = "publish_status", .type = FT_ENUM, .choices = publish_statuses},
+    {.name = "deliver_status", .type = FT_ENUM, .choices = deliver_statuses},
+    F_LIMIT,
+    {.name = "order", .type = FT_ENUM, .choices = orders},
     {.name = NULL},
 };
 
@@ -36,6 +98,14 @@ const struct route routes[] = {
     {"DELETE", "/customer/data", customers_delete, 0, customer_id_fields},
     {"PATCH", "/customer/change-status", customers_change_status, 0,
      customer_status_fields},
+    {"POST", "/customer/tag", tags_add, 0, tag_add_fields},
+    {"GET", "/customer/tag-value", tags_get_value, 0, tag_key_fields},
+    {"DELETE", "/customer/tag", tags_delete, 0, tag_key_fields},
+    {"PATCH", "/customer/tag-key", tags_rename_key, 0, tag_rename_fields},
+    {"PATCH", "/customer/tag-value", tags_set_value, 0, tag_value_fields},
+    {"POST", "/customer/analytics", analytics_create, 0, customer_id_fields},
+    {"GET", "/customer/analytics", analytics_list, 0, analytics_list_fields},
+    {"GET", "/events", events_list, 0, events_list_fields},
 };
 
 const size_t routes_count = sizeof routes / sizeof routes[0];

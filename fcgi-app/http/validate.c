@@ -281,6 +281,51 @@ done:
     return out;
 }
 
+/* {"tag_key": "tag value", ...}: keys follow the tag_key rule, values are
+ * strings of 0..1024 characters, at most sp->max entries. */
+static json_t *
+check_tags(const struct field_spec *sp, const json_t *v, struct app_err *err)
+{
+    if (!json_is_object(v)) {
+        struct strbuf rule = STRBUF_INIT;
+        sb_printf(&rule, "%s must be an object of tag_key to tag_value",
+                  sp->name);
+        add_got(err, sb_str(&rule), v);
+        sb_free(&rule);
+        return NULL;
+    }
+    if ((long)json_object_size(v) > sp->max) {
+        err_add(err, 422, "%s must have at most %ld tags (got %zu)", sp->name,
+                sp->max, json_object_size(v));
+        return NULL;
+    }
+    bool bad = false;
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)v, key, value) {
+        if (!is_tag_key(key, strlen(key))) {
+            struct strbuf rule = STRBUF_INIT;
+            json_t *k = json_string(key);
+            sb_printf(&rule, "%s keys must be 1 to 64 characters of A-Z, a-z, "
+                      "0-9, '_', '.', '-'", sp->name);
+            add_got(err, sb_str(&rule), k ? k : json_null());
+            json_decref(k);
+            sb_free(&rule);
+            bad = true;
+            continue;
+        }
+        struct strbuf ename = STRBUF_INIT;
+        sb_printf(&ename, "%s.%s", sp->name, key);
+        json_t *norm = check_string(sb_str(&ename), FT_STRING, 0, 1024, NULL,
+                                    value, err);
+        sb_free(&ename);
+        if (norm == NULL)
+            bad = true;
+        json_decref(norm);
+    }
+    return bad ? NULL : json_incref((json_t *)v);
+}
+
 static bool
 is_array_type(enum field_type t)
 {
@@ -321,6 +366,8 @@ validate_input(const json_t *in, const struct field_spec *specs,
             norm = check_int(sp, v, from_query, err);
         else if (is_array_type(sp->type))
             norm = check_array(sp, v, from_query, err);
+        else if (sp->type == FT_TAGS)
+            norm = check_tags(sp, v, err);
         else
             norm = check_string(sp->name, sp->type, sp->min, sp->max,
                                 sp->choices, v, err);

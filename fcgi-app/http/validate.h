@@ -27,7 +27,8 @@ enum field_type {
     FT_TAG_KEY,     /* 1-64 of [A-Za-z0-9_.-] */
     FT_TIMESTAMP,   /* ISO 8601 with offset or Z (checked by the database) */
     FT_ENUM_ARRAY,  /* non-empty array of `choices`; query: repeated or a,b */
-    FT_STRING_ARRAY /* array of min..max strings (elements: elem_max chars) */
+    FT_STRING_ARRAY, /* array of min..max strings (elements: elem_max chars) */
+    FT_TAGS          /* object of at most `max` tag_key → 0..1024-char value */
 };
 
 struct field_spec {

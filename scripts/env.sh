@@ -65,7 +65,7 @@ fi_socket_paths_fit() {
 
 # fi_pick_run_dir — sets FINTEGRATE_RUN_DIR (absolute).
 fi_pick_run_dir() {
-    local name=${FINTEGRATE_RUN_NAME:-.run} candidate base sum fallback
+    local name=${FINTEGRATE_RUN_NAME:-.run} candidate base sum fallback why
     if [ -n "${FINTEGRATE_RUN_DIR:-}" ]; then
         case $FINTEGRATE_RUN_DIR in
             /*) ;;
@@ -87,11 +87,16 @@ fi_pick_run_dir() {
         return 1
     fi
     candidate="$FINTEGRATE_CHECKOUT/$name"
-    if fi_dir_traversable "$FINTEGRATE_CHECKOUT" && fi_socket_paths_fit "$candidate"; then
+    if ! fi_dir_traversable "$FINTEGRATE_CHECKOUT"; then
+        why="a parent folder of the checkout is not traversable by postgres/www-data"
+    elif ! fi_socket_paths_fit "$candidate"; then
+        why="socket paths under it would pass 107 bytes"
+    else
         FINTEGRATE_RUN_DIR=$candidate
         return 0
     fi
-    base=$(basename "$FINTEGRATE_CHECKOUT" | tr -c 'A-Za-z0-9._-\n' '_')
+    base=${FINTEGRATE_CHECKOUT##*/}
+    base=${base//[^A-Za-z0-9._-]/_}
     sum=$(printf '%s' "$FINTEGRATE_CHECKOUT" | cksum | cut -d' ' -f1)
     fallback="/tmp/fintegrate-${base:0:32}-$sum/${name#.}"
     if ! fi_socket_paths_fit "$fallback"; then
@@ -100,7 +105,7 @@ fi_pick_run_dir() {
     fi
     # Say so only once per process tree (stack.sh calls migrate.sh etc.).
     if [ "${_FINTEGRATE_RUN_DIR_NOTE:-}" != "$fallback" ]; then
-        fi_err "note: $candidate is unusable (a parent folder is not traversable by postgres/www-data, or socket paths would pass 107 bytes); using $fallback"
+        fi_err "note: not using $candidate ($why); using $fallback"
         export _FINTEGRATE_RUN_DIR_NOTE=$fallback
     fi
     FINTEGRATE_RUN_DIR=$fallback

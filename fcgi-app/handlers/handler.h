@@ -48,6 +48,19 @@ int tags_set_value(struct ctx *c, json_t **data, struct app_err *err);
 int analytics_create(struct ctx *c, json_t **data, struct app_err *err);
 int analytics_list(struct ctx *c, json_t **data, struct app_err *err);
 int events_list(struct ctx *c, json_t **data, struct app_err *err);
+int consumers_create(struct ctx *c, json_t **data, struct app_err *err);
+int consumers_get(struct ctx *c, json_t **data, struct app_err *err);
+int consumers_change_status(struct ctx *c, json_t **data,
+                            struct app_err *err);
+int api_keys_create(struct ctx *c, json_t **data, struct app_err *err);
+int api_keys_get(struct ctx *c, json_t **data, struct app_err *err);
+int api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err);
 int health_get(struct ctx *c, json_t **data, struct app_err *err);
+
+/* Shared by the consumer and key handlers (consumers.c). */
+/* Appends an event of the system consumer (no customer). */
+int system_event(struct ctx *c, const char *event_type, json_t *data,
+                 char event_id[37], struct app_err *err);
+int consumer_not_found(const char *consumer_id, struct app_err *err);
 
 #endif

@@ -20,6 +20,8 @@ static const char *const publish_statuses[] = {"pending", "published",
 static const char *const deliver_statuses[] = {"pending", "delivered",
                                                "failed", NULL};
 static const char *const orders[] = {"asc", "desc", NULL};
+static const char *const consumer_statuses[] = {"ACTIVE", "DEACTIVATED",
+                                                NULL};
 
 #define F_TAG_KEY(n) {.name = n, .type = FT_TAG_KEY, .required = true}
 #define F_LIMIT {.name = "limit", .type = FT_INT, .min = 1, .max = 1000}
@@ -59,6 +61,40 @@ static const struct field_spec tag_value_fields[] = {
     F_TAG_KEY("tag_key"),
     {.name = "new_tag_value", .type = FT_STRING, .required = true, .min = 0,
      .max = 1024},
+    {.name = NULL},
+};
+
+#define F_CONSUMER_ID {.name = "consumer_id", .type = FT_UUID, .required = true}
+#define F_API_KEY                                                              \
+    {.name = "api_key", .type = FT_STRING, .required = true, .min = 1,         \
+     .max = 512}
+
+static const struct field_spec consumer_create_fields[] = {
+    {.name = "consumer_name", .type = FT_CONSUMER_NAME, .required = true},
+    {.name = NULL},
+};
+
+static const struct field_spec consumer_id_fields[] = {
+    F_CONSUMER_ID,
+    {.name = NULL},
+};
+
+static const struct field_spec consumer_status_fields[] = {
+    F_CONSUMER_ID,
+    {.name = "status", .type = FT_ENUM, .required = true,
+     .choices = consumer_statuses},
+    {.name = NULL},
+};
+
+static const struct field_spec key_create_fields[] = {
+    F_CONSUMER_ID,
+    {.name = "expires_in_days", .type = FT_INT, .min = 1, .max = 3650},
+    {.name = "expires_in_seconds", .type = FT_INT, .min = 1, .max = 315360000},
+    {.name = NULL},
+};
+
+static const struct field_spec key_fields[] = {
+    F_API_KEY,
     {.name = NULL},
 };
 
@@ -106,6 +142,16 @@ const struct route routes[] = {
     {"POST", "/customer/analytics", analytics_create, 0, customer_id_fields},
     {"GET", "/customer/analytics", analytics_list, 0, analytics_list_fields},
     {"GET", "/events", events_list, 0, events_list_fields},
+    {"POST", "/consumer/data", consumers_create, ROUTE_ADMIN,
+     consumer_create_fields},
+    {"GET", "/consumer/data", consumers_get, 0, consumer_id_fields},
+    {"POST", "/consumer/change-status", consumers_change_status, ROUTE_ADMIN,
+     consumer_status_fields},
+    {"POST", "/consumer/api-key", api_keys_create, ROUTE_ADMIN,
+     key_create_fields},
+    {"GET", "/consumer/api-key", api_keys_get, 0, key_fields},
+    {"POST", "/consumer/deactivate-api-key", api_keys_deactivate, ROUTE_ADMIN,
+     key_fields},
 };
 
 const size_t routes_count = sizeof routes / sizeof routes[0];

@@ -85,6 +85,21 @@ is_tag_key(const char *s, size_t n)
     return true;
 }
 
+static bool
+is_consumer_name(const char *s, size_t n)
+{
+    if (n < 1 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 /* Checks a string value of a string-like type; returns the normalised value
  * (new reference) or NULL after adding the problem to `err`. */
 static json_t *
@@ -132,6 +147,17 @@ check_string(const char *name, enum field_type type, long min, long max,
             struct strbuf rule = STRBUF_INIT;
             sb_printf(&rule, "%s must be 1 to 64 characters of A-Z, a-z, "
                       "0-9, '_', '.', '-'", name);
+            add_got(err, sb_str(&rule), v);
+            sb_free(&rule);
+            return NULL;
+        }
+        return json_incref((json_t *)v);
+    case FT_CONSUMER_NAME:
+        if (!is_consumer_name(s, n)) {
+            struct strbuf rule = STRBUF_INIT;
+            sb_printf(&rule, "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
+                      "(lower-case letters, digits, '_' and '-', starting "
+                      "with a letter or digit, at most 63)", name);
             add_got(err, sb_str(&rule), v);
             sb_free(&rule);
             return NULL;

@@ -25,6 +25,7 @@ enum field_type {
     FT_ENUM,        /* one of `choices` (case-sensitive) */
     FT_INT,         /* integer in min..max (query: decimal text) */
     FT_TAG_KEY,     /* 1-64 of [A-Za-z0-9_.-] */
+    FT_CONSUMER_NAME, /* ^[a-z0-9][a-z0-9_-]{0,62}$ (part of queue names) */
     FT_TIMESTAMP,   /* ISO 8601 with offset or Z (checked by the database) */
     FT_ENUM_ARRAY,  /* non-empty array of `choices`; query: repeated or a,b */
     FT_STRING_ARRAY, /* array of min..max strings (elements: elem_max chars) */

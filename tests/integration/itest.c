@@ -24,6 +24,8 @@
 
 /* ------------------------------------------------------------------ env */
 
+static _Thread_local CURL *t_curl;
+static _Thread_local long t_timeout_ms = 15000;
 static const char *g_base_url;
 static const char *g_db_url;
 static const char *g_admin_key;
@@ -95,6 +97,7 @@ int
 itest_group_teardown(void **state)
 {
     (void)state;
+    itest_thread_done();
     if (g_pg != NULL) {
         PQfinish(g_pg);
         g_pg = NULL;
@@ -112,8 +115,15 @@ itest_now(void)
 
 /* ----------------------------------------------------------------- HTTP */
 
-static _Thread_local CURL *t_curl;
-static _Thread_local long t_timeout_ms = 15000;
+
+void
+itest_thread_done(void)
+{
+    if (t_curl != NULL) {
+        curl_easy_cleanup(t_curl);
+        t_curl = NULL;
+    }
+}
 
 void
 itest_set_timeout_ms(long ms)
@@ -556,7 +566,7 @@ status_name(long code)
 
 /* Text that means a library or the database leaked into a message. */
 static const char *const LEAK_MARKERS[] = {
-    "SQLSTATE", "ERROR:", "violates", "duplicate key", "expected near",
+    "SQLSTATE", "ERROR:", "violates", "duplicate key value", "expected near",
     "near '",   "jansson", "libpq",   "relation \"",
 };
 

@@ -100,6 +100,10 @@ struct itest_resp *itest_requestf(const char *method, const char *api_key,
                                   const char *body, const char *path_fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Releases the calling thread's connection cache; call at the end of every
+ * thread that made requests (the group teardown does it for the main one). */
+void itest_thread_done(void);
+
 /* Per-thread request timeout in milliseconds (default 15000). */
 void itest_set_timeout_ms(long ms);
 

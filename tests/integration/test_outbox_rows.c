@@ -608,6 +608,7 @@ toggle_thread(void *arg)
         }
         itest_resp_free(r);
     }
+    itest_thread_done();
     return NULL;
 }
 

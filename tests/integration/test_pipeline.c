@@ -3,7 +3,9 @@
  * goes through (issue 2, item 5; API.md §1, §2, §6): 404 vs 405 with Allow,
  * authentication (unknown, expired, deactivated key; deactivated consumer),
  * the order of checks, body parsing (400), 422 messages, GET inputs from the
- * query string or a JSON body, query-string rules and X-Request-ID.
+ * query string or a JSON body, query-string rules, X-Request-ID, the one
+ * log line per request (never a key), and key/consumer state changes taking
+ * effect within 5 s despite per-worker caching.
  */
 #include "itest.h"
 
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static struct itest_consumer g_ok;          /* active consumer, active key */
 static struct itest_consumer g_expired;     /* active key past expires_at */
@@ -138,6 +141,19 @@ known_path_other_method_is_405_with_allow(void **state)
                      "Allow must be PATCH (got %s)", allow ? allow : "<none>");
         itest_resp_free(r);
     }
+}
+
+static void
+health_other_method_is_405(void **state)
+{
+    (void)state;
+    struct itest_resp *r =
+        itest_request("POST", "/health", g_ok.key, "{}", NULL);
+    itest_assert_error(r, 405, NULL);
+    const char *allow = itest_header(r, "Allow");
+    itest_expect(r, allow_has(allow, "GET") && !allow_has(allow, "POST"),
+                 "Allow must be GET (got %s)", allow ? allow : "<none>");
+    itest_resp_free(r);
 }
 
 static void
@@ -658,12 +674,235 @@ request_id_from_worker_401(void **state)
     itest_resp_free(r);
 }
 
+/* ---------------------------------------------- state changes take effect */
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long
+status_of(const char *key, const char *path)
+{
+    struct itest_resp *r = itest_request("GET", path, key, NULL, NULL);
+    long st = r->status;
+    itest_resp_free(r);
+    return st;
+}
+
+/*
+ * Workers may cache a key's verdict, but a deactivated key or consumer stops
+ * working within 5 s (API.md §2), an expired key too, and a reactivated
+ * consumer works again. All four change at t0 (the expiry about then); after
+ * a bounded 6 s window every request must show the new state.
+ */
+static void
+key_and_consumer_changes_take_effect_within_5s(void **state)
+{
+    (void)state;
+    struct itest_consumer c_off, k_off, k_exp, c_on;
+    itest_consumer_create(&c_off, "ACTIVE", "active", "1 day");
+    itest_consumer_create(&k_off, "ACTIVE", "active", "1 day");
+    itest_consumer_create(&k_exp, "ACTIVE", "active", "1 second");
+    itest_consumer_create(&c_on, "DEACTIVATED", "active", "1 day");
+    char id[37], path[128];
+    itest_random_uuid(id);
+    snprintf(path, sizeof(path), "/customer/data?customer_id=%s", id);
+    /* Warm every worker's cache with the old verdicts. */
+    for (int i = 0; i < 12; i++) {
+        itest_expect(NULL, status_of(c_off.key, path) == 404, "c_off warm");
+        itest_expect(NULL, status_of(k_off.key, path) == 404, "k_off warm");
+        itest_expect(NULL, status_of(c_on.key, path) == 403, "c_on warm");
+    }
+    long st = status_of(k_exp.key, path);
+    itest_expect(NULL, st == 404 || st == 401, "k_exp warm: %ld", st);
+
+    PQclear(itest_sql("UPDATE consumers SET status = 'DEACTIVATED', "
+                      "updated_at = now() WHERE consumer_id = $1",
+                      c_off.id));
+    PQclear(itest_sql("UPDATE consumer_api_keys SET api_key_status = "
+                      "'deactivated', updated_at = now() WHERE consumer_id = "
+                      "$1",
+                      k_off.id));
+    PQclear(itest_sql("UPDATE consumers SET status = 'ACTIVE', updated_at = "
+                      "now() WHERE consumer_id = $1",
+                      c_on.id));
+    double t0 = itest_now();
+    /* In the window either verdict is allowed, nothing else. */
+    while (itest_now() - t0 < 6.0) {
+        st = status_of(c_off.key, path);
+        itest_expect(NULL, st == 404 || st == 403, "c_off in window: %ld", st);
+        st = status_of(k_off.key, path);
+        itest_expect(NULL, st == 404 || st == 401, "k_off in window: %ld", st);
+        st = status_of(k_exp.key, path);
+        itest_expect(NULL, st == 404 || st == 401, "k_exp in window: %ld", st);
+        st = status_of(c_on.key, path);
+        itest_expect(NULL, st == 403 || st == 404, "c_on in window: %ld", st);
+        sleep_ms(100);
+    }
+    for (int i = 0; i < 12; i++) {
+        struct itest_resp *r = itest_request("GET", path, c_off.key, NULL, NULL);
+        itest_assert_error(r, 403, NULL);
+        itest_resp_free(r);
+        r = itest_request("GET", path, k_off.key, NULL, NULL);
+        itest_assert_error(r, 401, NULL);
+        itest_resp_free(r);
+        r = itest_request("GET", path, k_exp.key, NULL, NULL);
+        itest_assert_error(r, 401, "API key expired");
+        itest_resp_free(r);
+        r = itest_request("GET", path, c_on.key, NULL, NULL);
+        itest_assert_error(r, 404, NULL); /* authorised again: a missing id */
+        itest_resp_free(r);
+    }
+}
+
+/* ----------------------------------------------------------------- logs */
+
+/* The whole text of a file (owned), or NULL. */
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap);
+    size_t n;
+    while ((n = fread(b + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 4096) {
+            cap *= 2;
+            b = realloc(b, cap);
+        }
+    }
+    fclose(f);
+    b[len] = '\0';
+    return b;
+}
+
+/* Lines of text containing needle: how many, and the last one (owned). */
+static int
+lines_with(const char *text, const char *needle, char **last)
+{
+    int n = 0;
+    *last = NULL;
+    for (const char *p = strstr(text, needle); p != NULL;
+         p = strstr(p + 1, needle)) {
+        const char *b = p, *e = p;
+        while (b > text && b[-1] != '\n')
+            b--;
+        while (*e && *e != '\n')
+            e++;
+        n++;
+        free(*last);
+        *last = strndup(b, (size_t)(e - b));
+        p = e - 1;
+        if (*e == '\0')
+            break;
+    }
+    return n;
+}
+
+static void
+one_log_line_per_request_and_never_a_key(void **state)
+{
+    (void)state;
+    const char *run = itest_env("FINTEGRATE_RUN_DIR");
+    char app_log[4096];
+    snprintf(app_log, sizeof(app_log), "%s/logs/app.log", run ? run : "");
+    char *probe = run ? slurp(app_log) : NULL;
+    if (probe == NULL) {
+        print_message("      skipped: no app log at %s\n", app_log);
+        skip();
+    }
+    free(probe);
+
+    char rid[3][96], hdr[128], secret_q[64], secret_k[64], m[96], body[160];
+    for (int i = 0; i < 3; i++)
+        itest_unique(rid[i], sizeof(rid[i]), "logline");
+    itest_random_key(secret_q);
+    itest_random_key(secret_k);
+    itest_unique(m, sizeof(m), "logged");
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", m);
+
+    snprintf(hdr, sizeof(hdr), "X-Request-ID: %s", rid[0]);
+    struct itest_resp *r =
+        itest_request("POST", "/customer/data", g_ok.key, body, hdr);
+    itest_assert_envelope(r, 201);
+    itest_resp_free(r);
+    snprintf(hdr, sizeof(hdr), "X-Request-ID: %s", rid[1]);
+    char path[256];
+    snprintf(path, sizeof(path),
+             "/customer/data?customer_id=2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c"
+             "&api_key=%s",
+             secret_q);
+    r = itest_request("GET", path, g_ok.key, NULL, hdr);
+    itest_assert_error_contains(r, 422, "api_key");
+    itest_resp_free(r);
+    snprintf(hdr, sizeof(hdr), "X-Request-ID: %s", rid[2]);
+    r = itest_request("GET", "/customer/data", secret_k, NULL, hdr);
+    itest_assert_envelope(r, 401);
+    itest_resp_free(r);
+
+    /* The lines are written as the requests finish; allow a moment. */
+    char *text = NULL;
+    double deadline = itest_now() + 2.0;
+    for (;;) {
+        free(text);
+        text = slurp(app_log);
+        if (text && strstr(text, rid[0]) && strstr(text, rid[1]) &&
+            strstr(text, rid[2]))
+            break;
+        if (itest_now() > deadline)
+            break;
+        sleep_ms(20);
+    }
+    static const char *const want[3][3] = {
+        {"POST", "/customer/data", "201"},
+        {"GET", "/customer/data", "422"},
+        {"GET", "/customer/data", "401"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char *line;
+        int n = lines_with(text, rid[i], &line);
+        itest_expect(NULL, n == 1,
+                     "the app log must have exactly one line for request %s "
+                     "(has %d)",
+                     rid[i], n);
+        for (int j = 0; j < 3; j++)
+            itest_expect(NULL, strstr(line, want[i][j]) != NULL,
+                         "the log line of %s must name %s: %s", rid[i],
+                         want[i][j], line);
+        free(line);
+    }
+    free(text);
+
+    /* No key, valid or not, in any log the service writes. */
+    static const char *const logs[] = {"app.log", "nginx-access.log",
+                                       "nginx-error.log"};
+    const char *keys[] = {g_ok.key, secret_q, secret_k};
+    for (size_t i = 0; i < 3; i++) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/logs/%s", run, logs[i]);
+        char *t = slurp(p);
+        if (t == NULL)
+            continue;
+        for (size_t k = 0; k < 3; k++)
+            itest_expect(NULL, strstr(t, keys[k]) == NULL,
+                         "%s contains an API key (%.11s…)", logs[i], keys[k]);
+        free(t);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unknown_path_is_404),
         cmocka_unit_test(known_path_other_method_is_405_with_allow),
+        cmocka_unit_test(health_other_method_is_405),
         cmocka_unit_test(method_check_comes_before_key_and_body),
         cmocka_unit_test(working_key_is_accepted),
         cmocka_unit_test(unknown_key_is_401),
@@ -685,6 +924,8 @@ main(void)
         cmocka_unit_test(request_id_generated_when_absent),
         cmocka_unit_test(request_id_kept_when_valid_replaced_otherwise),
         cmocka_unit_test(request_id_from_worker_401),
+        cmocka_unit_test(one_log_line_per_request_and_never_a_key),
+        cmocka_unit_test(key_and_consumer_changes_take_effect_within_5s),
     };
     return cmocka_run_group_tests_name("pipeline", tests, setup,
                                        itest_group_teardown);

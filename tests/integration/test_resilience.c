@@ -141,6 +141,7 @@ traffic_main(void *arg)
         itest_resp_free(r);
         t->n++;
     }
+    itest_thread_done();
     return NULL;
 }
 

@@ -5,6 +5,8 @@
  *   * kill -9 of a worker while requests run: the master replaces it and no
  *     request after that fails (only the one the victim was serving may);
  *   * SIGHUP to the master rolls every worker without failing a request;
+ *   * SIGTERM (stack.sh app-stop) lets in-flight requests finish; with no
+ *     pool nginx answers a 502 envelope; app-start brings it back;
  *   * PostgreSQL stopped under the running service: every request answers a
  *     503 envelope (and /health a 503 naming the database); started again:
  *     within 5 s every request succeeds, without restarting the service.
@@ -30,6 +32,8 @@ static struct itest_consumer g_c;
 static struct itest_consumer g_load[TRAFFIC_THREADS];
 static char g_load_ids[TRAFFIC_THREADS * 40 + 3]; /* "{id,id,...}" */
 static bool g_pg_stopped;
+static bool g_app_stopped;
+static char g_tag[64]; /* unique to this run of the binary */
 
 static long
 env_long(const char *name, long dflt)
@@ -48,6 +52,7 @@ setup(void **state)
     if (itest_group_setup(state) != 0)
         return -1;
     itest_consumer_create(&g_c, "ACTIVE", "active", "1 day");
+    itest_unique(g_tag, sizeof(g_tag), "r");
     strcpy(g_load_ids, "{");
     for (int i = 0; i < TRAFFIC_THREADS; i++) {
         itest_consumer_create(&g_load[i], "ACTIVE", "active", "1 day");
@@ -66,6 +71,19 @@ restart_pg_teardown(void **state)
         fprintf(stderr, "test_resilience: starting PostgreSQL again\n");
         if (itest_stack("pg-start") == 0)
             g_pg_stopped = false;
+    }
+    return 0;
+}
+
+/* Never leave the stack without its FastCGI pool. */
+static int
+restart_app_teardown(void **state)
+{
+    (void)state;
+    if (g_app_stopped) {
+        fprintf(stderr, "test_resilience: starting the app again\n");
+        if (itest_stack("app-start") == 0)
+            g_app_stopped = false;
     }
     return 0;
 }
@@ -104,6 +122,7 @@ master_or_fail(void)
 struct sample {
     double start, end;
     long status;
+    unsigned k; /* the request's name is load_name(gen, thread, k) */
 };
 
 struct traffic_thread {
@@ -115,6 +134,13 @@ struct traffic_thread {
 };
 
 static atomic_bool g_traffic_stop;
+static int g_traffic_gen;   /* one per traffic_start: names never repeat */
+
+static void
+load_name(char *buf, size_t size, int thread, unsigned k)
+{
+    snprintf(buf, size, "load-%s-%d-%d-%u", g_tag, g_traffic_gen, thread, k);
+}
 static struct traffic_thread g_traffic[TRAFFIC_THREADS];
 
 static void *
@@ -129,10 +155,11 @@ traffic_main(void *arg)
         if (now < next)
             sleep_ms((long)((next - now) * 1000) + 1);
         next += t->interval;
-        char body[160];
-        snprintf(body, sizeof(body), "{\"name\":\"load-%d-%u-%ld\"}",
-                 t->index, k++, (long)getpid());
+        char name[128], body[160];
+        load_name(name, sizeof(name), t->index, k);
+        snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
         struct sample *s = &t->samples[t->n];
+        s->k = k++;
         s->start = itest_now();
         struct itest_resp *r = itest_request("POST", "/customer/data",
                                              g_load[t->index].key, body, NULL);
@@ -159,6 +186,7 @@ traffic_start(void)
     if (per_ip < total)
         total = per_ip;
     double interval = TRAFFIC_THREADS / (0.7 * total);
+    g_traffic_gen++;
     atomic_store(&g_traffic_stop, false);
     for (int i = 0; i < TRAFFIC_THREADS; i++) {
         g_traffic[i].index = i;
@@ -381,6 +409,84 @@ sighup_rolls_every_worker_without_failing_a_request(void **state)
     all_requests_succeed(20);
 }
 
+/* ----------------------------------------------------------- SIGTERM */
+
+/*
+ * scripts/stack.sh app-stop sends SIGTERM to the master while requests run:
+ * a graceful stop lets in-flight requests finish, so no request may have
+ * been cut off after its commit (a 502 whose customer row exists). With no
+ * worker left nginx answers 502 in the envelope; app-start brings the pool
+ * back.
+ */
+static void
+sigterm_finishes_in_flight_requests(void **state)
+{
+    (void)state;
+    master_or_fail();
+    traffic_start();
+    sleep_ms(200);
+    g_app_stopped = true;
+    int rc = itest_stack("app-stop");
+    sleep_ms(100); /* some traffic against the stopped pool */
+    traffic_stop();
+    if (rc != 0) {
+        traffic_free();
+        itest_failf("scripts/stack.sh app-stop exited with %d", rc);
+    }
+
+    /* Nothing serves: nginx's own 502 envelope. */
+    struct itest_resp *r = itest_request("POST", "/customer/data", g_c.key,
+                                         "{\"name\":\"no-pool\"}", NULL);
+    itest_assert_error(r, 502, NULL);
+    itest_resp_free(r);
+    r = itest_request("GET", "/health", NULL, NULL, NULL);
+    itest_assert_error(r, 502, NULL);
+    itest_resp_free(r);
+
+    rc = itest_stack("app-start");
+    if (rc != 0) {
+        traffic_free();
+        itest_failf("scripts/stack.sh app-start exited with %d", rc);
+    }
+    g_app_stopped = false;
+
+    int total = 0, ok = 0, bad_gateway = 0, other = 0;
+    long other_status = 0;
+    for (int i = 0; i < TRAFFIC_THREADS; i++)
+        for (int j = 0; j < g_traffic[i].n; j++) {
+            long st = g_traffic[i].samples[j].status;
+            total++;
+            if (st == 201)
+                ok++;
+            else if (st == 502)
+                bad_gateway++;
+            else {
+                other++;
+                other_status = st;
+            }
+        }
+    /* Rows of this load: one per 201, none for a 502. */
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "load-%s-%d-", g_tag, g_traffic_gen);
+    long rows = itest_sql_long("SELECT count(*) FROM customers WHERE "
+                               "left(name, length($1)) = $1",
+                               prefix);
+    long cut = rows - ok;
+    fprintf(stderr,
+            "      SIGTERM: %d requests, %d ok, %d answered 502, %d other\n",
+            total, ok, bad_gateway, other);
+    traffic_free();
+    itest_expect(NULL, cut == 0,
+                 "%ld rows for %d successful creates: %s", rows, ok,
+                 cut > 0 ? "requests were committed and then answered 502 "
+                           "(the stop cut in-flight requests off)"
+                         : "a 201 without its row");
+    itest_expect(NULL, other == 0,
+                 "%d request(s) answered neither 201 nor 502 (last: HTTP %ld)",
+                 other, other_status);
+    all_requests_succeed(20);
+}
+
 /* ------------------------------------------------------- PostgreSQL */
 
 static void
@@ -477,6 +583,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_worker_is_replaced_and_no_request_fails_after),
         cmocka_unit_test(sighup_rolls_every_worker_without_failing_a_request),
+        cmocka_unit_test_teardown(sigterm_finishes_in_flight_requests,
+                                  restart_app_teardown),
         cmocka_unit_test_teardown(postgres_restart_503_then_recovery_within_5s,
                                   restart_pg_teardown),
     };

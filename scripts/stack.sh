@@ -32,6 +32,7 @@ RB_PID=$RB_DIR/beam.pid
 APP_SOCK=$RUN/fcgi.sock
 APP_PID=$RUN/fcgi.pid
 APP_LOG=$LOGS/app.log
+APP_BIN=$RUN/bin/$(basename "$FINTEGRATE_FCGI_BIN")
 NGINX_CONF=$RUN/nginx.conf
 NGINX_PID=$RUN/nginx.pid
 NGINX_ERR=$LOGS/nginx-error.log
@@ -485,17 +486,26 @@ app_start() {
     fi
     [ -x "$FINTEGRATE_FCGI_BIN" ] ||
         die "app: $FINTEGRATE_FCGI_BIN is missing or not executable (build it: make)"
+    # The app runs from a copy in the run directory: www-data can reach it
+    # even when the checkout is not traversable, and `make` can rewrite
+    # bin/fintegrate-fcgi while a stack runs (cp onto a running executable
+    # fails with "Text file busy").
+    mkdir -p "$RUN/bin"
+    cp "$FINTEGRATE_FCGI_BIN" "$APP_BIN.new"
+    chmod 0755 "$APP_BIN.new"
+    mv -f "$APP_BIN.new" "$APP_BIN"
     touch "$APP_LOG"
     chown www-data:www-data "$APP_LOG"
     chmod 0640 "$APP_LOG"
     # --check-config as the user the app runs as, with the app's environment.
     if ! out=$(cd "$RUN" && app_env setpriv --reuid=www-data --regid=www-data --init-groups \
-            "$FINTEGRATE_FCGI_BIN" --check-config 2>&1); then
+            "$APP_BIN" --check-config 2>&1); then
         printf '%s\n' "$out" >&2
         die "app: $(basename "$FINTEGRATE_FCGI_BIN") --check-config failed (see above); not starting"
     fi
     rm -f "$APP_SOCK"
-    printf '=== %s starting %s\n' "$(date -u +%FT%TZ)" "$FINTEGRATE_FCGI_BIN" >>"$APP_LOG"
+    printf '=== %s starting %s (copy of %s)\n' "$(date -u +%FT%TZ)" "$APP_BIN" \
+        "$FINTEGRATE_FCGI_BIN" >>"$APP_LOG"
     # spawn-fcgi in fork mode points the app's stdout/stderr at /dev/null;
     # with -n (no fork) it creates the socket, switches user and execs the
     # app in place, keeping our redirection, so stderr lands in app.log and
@@ -503,7 +513,7 @@ app_start() {
     (cd "$RUN" && exec setsid env -u _FINTEGRATE_RUN_DIR_NOTE -u _FINTEGRATE_STACK_LOCKED \
         FINTEGRATE_LOG_FILE="$APP_LOG" \
         spawn-fcgi -n -s "$APP_SOCK" -M 0660 -U www-data -G www-data -u www-data -g www-data \
-        -- "$FINTEGRATE_FCGI_BIN" </dev/null >>"$APP_LOG" 2>&1) &
+        -- "$APP_BIN" </dev/null >>"$APP_LOG" 2>&1) &
     pid=$!
     echo "$pid" >"$APP_PID"
     app_socket_ready() { [ -S "$APP_SOCK" ] && pid_is "$pid" "$(basename "$FINTEGRATE_FCGI_BIN")"; }

@@ -139,7 +139,7 @@ fi_load_env() {
              FINTEGRATE_AMQP_MGMT_PORT FINTEGRATE_AMQP_DIST_PORT FINTEGRATE_EPMD_PORT; do
         fi_check_int "$v" 1 32767 || return 1
     done
-    fi_check_int FINTEGRATE_WORKERS 1 1024 || return 1
+    fi_check_int FINTEGRATE_WORKERS 1 256 || return 1
     fi_check_int FINTEGRATE_RATE_KEY 1 999999 || return 1
     fi_check_int FINTEGRATE_BURST_KEY 0 999999 || return 1
     fi_check_int FINTEGRATE_RATE_IP 1 999999 || return 1

@@ -58,8 +58,9 @@ pid_alive() {
     [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# pid_is PID WORD — alive and its command line contains WORD (guards against a
-# stale pid file naming a recycled PID).
+# pid_is PID WORD — alive and its command line contains WORD.  Each service's
+# WORD is a path inside this run directory, so a stale pid file naming a
+# recycled PID (or another stack's server) is never taken for ours.
 pid_is() {
     local pid=${1:-} word=$2 cmd
     pid_alive "$pid" || return 1
@@ -184,7 +185,7 @@ ensure_run_dir() {
 pg_pid() {
     local pid
     pid=$(read_pid "$PG_DATA/postmaster.pid")
-    pid_is "$pid" postgres && printf '%s' "$pid"
+    pid_is "$pid" "$PG_DATA" && printf '%s' "$pid"
     return 0
 }
 
@@ -337,7 +338,7 @@ rb_export_env() {
 rb_pid() {
     local pid
     pid=$(read_pid "$RB_PID")
-    pid_is "$pid" beam && printf '%s' "$pid"
+    pid_is "$pid" "$RB_DIR/home" && printf '%s' "$pid"
     return 0
 }
 
@@ -450,7 +451,7 @@ broker_stop() {
 app_pid() {
     local pid
     pid=$(read_pid "$APP_PID")
-    pid_is "$pid" "$(basename "$FINTEGRATE_FCGI_BIN")" && printf '%s' "$pid"
+    pid_is "$pid" "$APP_BIN" && printf '%s' "$pid"
     return 0
 }
 
@@ -516,7 +517,7 @@ app_start() {
         -- "$APP_BIN" </dev/null >>"$APP_LOG" 2>&1) &
     pid=$!
     echo "$pid" >"$APP_PID"
-    app_socket_ready() { [ -S "$APP_SOCK" ] && pid_is "$pid" "$(basename "$FINTEGRATE_FCGI_BIN")"; }
+    app_socket_ready() { [ -S "$APP_SOCK" ] && pid_is "$pid" "$APP_BIN"; }
     wait_for app 15 "$pid" "$APP_LOG" app_socket_ready ||
         die "app: did not come up (socket $APP_SOCK)"
     # Still alive a moment later (a master that dies on start-up)?
@@ -573,7 +574,7 @@ app_reload() {
 nginx_pid() {
     local pid
     pid=$(read_pid "$NGINX_PID")
-    pid_is "$pid" nginx && printf '%s' "$pid"
+    pid_is "$pid" "-p $RUN/ " && printf '%s' "$pid"
     return 0
 }
 
@@ -672,10 +673,6 @@ stack_up() {
 
 stack_down() {
     local pg_job rb_job
-    if [ ! -d "$RUN" ]; then
-        say "nothing to stop ($RUN does not exist)"
-        return 0
-    fi
     nginx_stop
     app_stop
     # RabbitMQ's graceful stop takes ~5 s: stop both servers in parallel.
@@ -736,6 +733,10 @@ unset FINTEGRATE_ADMIN_API_KEY
 main() {
     [ $# -eq 1 ] || usage
     [ "$(id -u)" -eq 0 ] || die "run as root (PostgreSQL runs as postgres, nginx/app as www-data)"
+    if [ "$1" = down ] && [ ! -d "$RUN" ]; then
+        say "nothing to stop ($RUN does not exist)"
+        return 0
+    fi
     case $1 in
         up|down|pg-start|pg-stop|broker-start|broker-stop|app-start|app-stop|app-reload|nginx-start|nginx-stop)
             with_lock "$1" ;;

@@ -36,9 +36,9 @@ APP_OBJ   := $(APP_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ   := $(filter-out $(BUILD)/fcgi-app/proc/main.o,$(APP_OBJ))
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
-UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/unit/%)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
-ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=build/tests/integration/%)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_LIB := $(BUILD)/tests/integration/itest.o
 
 .PHONY: all build tests run stop test unit deps broker-stop broker-start \
@@ -67,13 +67,13 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
-build/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
 	    -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
 
-build/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
+$(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
@@ -90,7 +90,7 @@ stop:
 
 test: deps
 	@$(MAKE) --no-print-directory build tests
-	@scripts/test.sh
+	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests scripts/test.sh
 
 unit: build $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t; done

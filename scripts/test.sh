@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # scripts/test.sh — what `make test` runs after building:
-#   1. every unit test binary build/tests/unit/test_* (none: skipped);
+#   1. every unit test binary $FINTEGRATE_TEST_BIN_DIR/unit/test_* (default
+#      build/release/tests; `make test SAN=1` points it at build/san/tests);
 #   2. an isolated test stack (its own ports and run directory, fresh data,
 #      fast PostgreSQL, a fixed admin key, high rate limits), which is ALWAYS
 #      torn down at exit (success, failure, Ctrl-C);
-#   3. every integration test binary build/tests/integration/test_* against
+#   3. every integration test binary $FINTEGRATE_TEST_BIN_DIR/integration/test_* against
 #      it, with the stack's settings in the environment (FINTEGRATE_BASE_URL,
 #      FINTEGRATE_DB_URL, FINTEGRATE_ADMIN_API_KEY, FINTEGRATE_RUN_DIR,
 #      FINTEGRATE_AMQP_URL, FINTEGRATE_AMQP_MGMT_PORT, FINTEGRATE_CHECKOUT and
@@ -191,7 +192,8 @@ start_stack() {
 }
 
 main() {
-    local unit_dir=$CHECKOUT/build/tests/unit itest_dir=$CHECKOUT/build/tests/integration f
+    local tests_dir=${FINTEGRATE_TEST_BIN_DIR:-$CHECKOUT/build/release/tests}
+    local unit_dir=$tests_dir/unit itest_dir=$tests_dir/integration f
     local -a itests=()
 
     if [ "${1:-}" = --down ]; then

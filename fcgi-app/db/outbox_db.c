@@ -33,7 +33,7 @@ outbox_payload(const struct event_new *ev, const char *event_id,
                long long sequence, const char *created_at)
 {
     json_t *root = json_pack(
-        "{s:s, s:s, s:s, s:I, s:s, s:s?, s:O, s:{s:s, s:s, s:s?}}",
+        "{s:s, s:s, s:s, s:I, s:s, s:s*, s:O, s:{s:s, s:s, s:s?}}",
         "schema_version", "1.0", "event_id", event_id, "event_type",
         ev->event_type, "sequence", (json_int_t)sequence, "consumer_id",
         ev->consumer_id, "customer_id", ev->customer_id, "data", ev->data,

@@ -92,8 +92,9 @@ int
 body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
 {
     json_error_t jerr;
-    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &jerr);
+    json_t *v = json_loadb(
+        body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+        &jerr);
     *out = NULL;
     if (v == NULL) {
         if (strstr(jerr.text, "duplicate object key") != NULL)

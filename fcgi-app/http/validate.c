@@ -372,8 +372,15 @@ validate_input(const json_t *in, const struct field_spec *specs,
     if (specs == NULL)
         specs = none;
     json_object_foreach((json_t *)in, key, value) {
-        if (find_spec(specs, key) == NULL)
-            err_add(err, 422, "Unknown field \"%s\"", key);
+        if (find_spec(specs, key) == NULL) {
+            /* The name is quoted like a value: JSON-escaped, cut at 64. */
+            struct strbuf q = STRBUF_INIT;
+            json_t *name = json_string(key);
+            describe(&q, name ? name : json_null());
+            json_decref(name);
+            err_add(err, 422, "Unknown field %s", sb_str(&q));
+            sb_free(&q);
+        }
     }
     for (const struct field_spec *sp = specs; sp->name != NULL; sp++) {
         const json_t *v = json_object_get(in, sp->name);

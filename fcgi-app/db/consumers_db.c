@@ -23,6 +23,9 @@ DB_STMT(consumers_set_status, 2,
         "UPDATE consumers SET status = $2, updated_at = clock_timestamp() "
         " WHERE consumer_id = $1 RETURNING fintegrate_ts(updated_at)");
 
+DB_STMT(consumers_names, 0,
+        "SELECT consumer_name FROM consumers ORDER BY consumer_name");
+
 #define KEY_COLUMNS                                                            \
     "api_key_prefix, consumer_id, "                                            \
     "CASE WHEN api_key_status = 'active' AND expires_at <= now() "             \
@@ -206,6 +209,20 @@ keys_db_count_usable(struct db *db, const char *consumer_id, long *n,
     if (res == NULL)
         return -1;
     *n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int
+consumers_db_names(struct db *db, json_t **names, struct app_err *err)
+{
+    *names = NULL;
+    PGresult *res = db_exec(db, &consumers_names, NULL, err);
+    if (res == NULL)
+        return -1;
+    *names = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(*names, json_string(PQgetvalue(res, i, 0)));
     PQclear(res);
     return 0;
 }

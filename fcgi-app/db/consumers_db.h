@@ -35,6 +35,10 @@ int consumers_db_set_status(struct db *db, const char *consumer_id,
                             struct app_err *err)
     __attribute__((warn_unused_result));
 
+/* Every consumer's name (owned array of strings), for declaring queues. */
+int consumers_db_names(struct db *db, json_t **names, struct app_err *err)
+    __attribute__((warn_unused_result));
+
 /* A key row as GET /consumer/api-key shows it. */
 struct key_row {
     bool found;

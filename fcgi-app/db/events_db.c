@@ -3,6 +3,9 @@
  */
 #include "events_db.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #define EVENT_COLUMNS                                                          \
     "SELECT event_id, customer_id, consumer_id, event_type, source_service, "  \
     "       sequence, payload, request_id, "                                   \
@@ -48,4 +51,173 @@ events_db_list(struct db *db, const struct events_filter *f, json_t **list,
         json_array_append_new(*list, db_row_object(res, i));
     PQclear(res);
     return 0;
+}
+
+DB_STMT(events_lock_resend, 2,
+        "SELECT event_id, event_type, publish_try_count AS try_count "
+        "  FROM customer_events "
+        " WHERE publish_status = 'pending' "
+        "   AND created_at > now() - make_interval(days => $1::int) "
+        "   AND ($2::json IS NULL OR event_type IN "
+        "        (SELECT json_array_elements_text($2::json))) "
+        "   AND NOT (publish_try_count = 0 "
+        "            AND created_at > now() - interval '30 seconds') "
+        " ORDER BY created_at, sequence "
+        "   FOR UPDATE SKIP LOCKED");
+
+DB_STMT(events_lock_redeliver, 3,
+        "SELECT event_id, event_type, deliver_try_count AS try_count "
+        "  FROM customer_events "
+        " WHERE publish_status = 'published' AND deliver_status = 'pending' "
+        "   AND created_at > now() - make_interval(days => $1::int) "
+        "   AND ($2::json IS NULL OR event_type IN "
+        "        (SELECT json_array_elements_text($2::json))) "
+        "   AND ($3::uuid IS NULL OR consumer_id = $3) "
+        " ORDER BY created_at, sequence "
+        "   FOR UPDATE SKIP LOCKED");
+
+/* Each count uses a partial index (migrations 003, 004, 006). */
+DB_STMT(events_health, 0,
+        "SELECT "
+        " (SELECT count(*) FROM customer_events "
+        "   WHERE publish_status = 'pending') AS pending_count, "
+        " round((extract(epoch FROM now() - (SELECT min(created_at) "
+        "   FROM customer_events WHERE publish_status = 'pending')) "
+        "   / 3600.0)::numeric, 6)::float8 AS oldest_pending_age_hours, "
+        " (SELECT count(*) FROM customer_events "
+        "   WHERE publish_status = 'failed') AS failed_count, "
+        " (SELECT count(*) FROM customer_events "
+        "   WHERE publish_status = 'published' "
+        "     AND deliver_status = 'pending') AS undelivered_count, "
+        " (SELECT count(*) FROM customer_events "
+        "   WHERE deliver_status = 'failed') AS delivery_failed_count");
+
+DB_STMT(events_lock_one, 2,
+        "SELECT consumer_id, customer_id, event_type "
+        "  FROM customer_events "
+        " WHERE event_id = $1 AND ($2::uuid IS NULL OR consumer_id = $2) "
+        "   FOR UPDATE");
+
+DB_STMT(events_receipt, 7,
+        "INSERT INTO consumer_event_receipts (consumer_id, event_id, "
+        "  customer_id, event_type, received_at, processing_status, "
+        "  processing_failure_reason) "
+        "VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6, $7) "
+        "ON CONFLICT (event_id, processing_status) DO NOTHING");
+
+/* The last confirmation decides deliver_status; delivered_at is set once,
+ * at the first received/processed; a confirmed event was evidently
+ * published, whatever the publish side recorded. */
+DB_STMT(events_apply_confirm, 3,
+        "UPDATE customer_events e SET "
+        "  deliver_status = CASE WHEN $2 = 'failed' THEN 'failed' "
+        "                        ELSE 'delivered' END, "
+        "  delivered_at = CASE WHEN $2 = 'failed' THEN e.delivered_at "
+        "                      ELSE COALESCE(e.delivered_at, now()) END, "
+        "  deliver_failure_reason = CASE WHEN $2 = 'failed' "
+        "       THEN COALESCE($3, 'Dead-lettered by the consumer') "
+        "       ELSE e.deliver_failure_reason END, "
+        "  publish_status = 'published', "
+        "  published_at = COALESCE(e.published_at, now()) "
+        "  FROM customer_events old "
+        " WHERE e.event_id = $1 AND old.event_id = e.event_id "
+        "RETURNING e.event_id, e.deliver_status, "
+        "  fintegrate_ts(e.delivered_at) AS delivered_at, "
+        "  old.delivered_at IS NULL AND e.delivered_at IS NOT NULL, "
+        "  extract(epoch FROM e.delivered_at - e.created_at)::float8");
+
+static int
+rows_to_json(PGresult *res, json_t **rows)
+{
+    *rows = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(*rows, db_row_object(res, i));
+    PQclear(res);
+    return 0;
+}
+
+int
+events_db_lock_for_resend(struct db *db, const struct redrive_filter *f,
+                          json_t **rows, struct app_err *err)
+{
+    const char *p[] = {f->period_days, f->event_types};
+    PGresult *res = db_exec(db, &events_lock_resend, p, err);
+    *rows = NULL;
+    return res ? rows_to_json(res, rows) : -1;
+}
+
+int
+events_db_lock_for_redeliver(struct db *db, const struct redrive_filter *f,
+                             json_t **rows, struct app_err *err)
+{
+    const char *p[] = {f->period_days, f->event_types, f->consumer_id};
+    PGresult *res = db_exec(db, &events_lock_redeliver, p, err);
+    *rows = NULL;
+    return res ? rows_to_json(res, rows) : -1;
+}
+
+int
+events_db_health(struct db *db, json_t **out, struct app_err *err)
+{
+    *out = NULL;
+    PGresult *res = db_exec(db, &events_health, NULL, err);
+    if (res == NULL)
+        return -1;
+    *out = db_row_object(res, 0);
+    PQclear(res);
+    if (*out == NULL) {
+        err_set(err, 500, "Out of memory reading the outbox's health");
+        return -1;
+    }
+    return 0;
+}
+
+int
+events_db_confirm(struct db *db, const struct confirmation *cf, bool *found,
+                  json_t **out, bool *first_delivery, double *lag_seconds,
+                  struct app_err *err)
+{
+    const char *lp[] = {cf->event_id, cf->owner};
+    PGresult *ev = NULL, *res = NULL;
+    int rc = -1;
+
+    *found = false;
+    *out = NULL;
+    *first_delivery = false;
+    ev = db_exec(db, &events_lock_one, lp, err);
+    if (ev == NULL)
+        goto out;
+    if (PQntuples(ev) == 0) {
+        rc = 0;
+        goto out;
+    }
+    *found = true;
+    const char *rp[] = {PQgetvalue(ev, 0, 0),
+                        cf->event_id,
+                        PQgetisnull(ev, 0, 1) ? NULL : PQgetvalue(ev, 0, 1),
+                        PQgetvalue(ev, 0, 2),
+                        cf->received_at,
+                        cf->status,
+                        cf->failure_reason};
+    res = db_exec(db, &events_receipt, rp, err);
+    if (res == NULL)
+        goto out;
+    PQclear(res);
+    const char *ap[] = {cf->event_id, cf->status, cf->failure_reason};
+    res = db_exec(db, &events_apply_confirm, ap, err);
+    if (res == NULL)
+        goto out;
+    *out = json_pack("{s:s, s:s, s:o}", "event_id", PQgetvalue(res, 0, 0),
+                     "deliver_status", PQgetvalue(res, 0, 1), "delivered_at",
+                     PQgetisnull(res, 0, 2) ? json_null()
+                                            : json_string(PQgetvalue(res, 0, 2)));
+    *first_delivery = PQgetvalue(res, 0, 3)[0] == 't';
+    *lag_seconds = strtod(PQgetvalue(res, 0, 4), NULL);
+    rc = *out ? 0 : -1;
+    if (rc < 0)
+        err_set(err, 500, "Out of memory answering a confirmation");
+out:
+    PQclear(ev);
+    PQclear(res);
+    return rc;
 }

@@ -28,7 +28,7 @@ system_event(struct ctx *c, const char *event_type, json_t *data,
         err_set(err, 500, "Out of memory building the event");
         return -1;
     }
-    return outbox_db_append(c->db, &ev, event_id, err);
+    return ctx_append_event(c, &ev, event_id, err);
 }
 
 int
@@ -61,6 +61,9 @@ consumers_create(struct ctx *c, json_t **data, struct app_err *err)
     if (system_event(c, "consumer_creation", ev, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
         goto fail;
+    /* Its queues now; if the broker is away, the next fresh connection of
+     * any worker declares them (publisher.h). */
+    publisher_declare_consumer(c->pub, c->db, co.consumer_name);
     *data = json_pack("{s:s, s:s, s:s, s:s, s:O}", "consumer_id",
                       co.consumer_id, "consumer_name", co.consumer_name,
                       "status", co.status, "created_at", co.created_at,

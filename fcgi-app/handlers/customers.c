@@ -35,7 +35,7 @@ append_event(struct ctx *c, const struct customer *customer,
         .request_id = c->req->request_id,
         .data = event_data,
     };
-    return outbox_db_append(c->db, &ev, event_id, err);
+    return ctx_append_event(c, &ev, event_id, err);
 }
 
 int

@@ -2,6 +2,7 @@
  * fcgi-app/handlers/handler.c — input accessors shared by the handlers.
  */
 #include "handler.h"
+#include "../db/outbox_db.h"
 
 const char *
 ctx_str(const struct ctx *c, const char *field)
@@ -15,4 +16,15 @@ ctx_owner_filter(const struct ctx *c)
     if (c->caller == NULL || c->caller->is_admin)
         return NULL;
     return c->caller->consumer_id;
+}
+
+int
+ctx_append_event(struct ctx *c, const struct event_new *ev, char event_id[37],
+                 struct app_err *err)
+{
+    if (outbox_db_append(c->db, ev, event_id, err) < 0)
+        return -1;
+    if (c->events != NULL)
+        json_array_append_new(c->events, json_string(event_id));
+    return 0;
 }

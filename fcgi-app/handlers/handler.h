@@ -16,6 +16,7 @@
 #include "../http/auth.h"
 #include "../http/request.h"
 #include "../http/router.h"
+#include "../mq/publisher.h"
 
 #include <jansson.h>
 
@@ -26,7 +27,17 @@ struct ctx {
     const struct caller *caller; /* NULL on public routes */
     json_t *in;                  /* validated input (borrowed) */
     const char *source_service;  /* "<METHOD>: <path>" */
+    struct publisher *pub;       /* the worker's outbox publisher */
+    json_t *events;              /* ids of events this request wrote; the
+                                    pipeline publishes them after a 2xx */
 };
+
+struct event_new;
+/* Appends an event to the outbox (outbox_db_append) and remembers its id
+ * for the inline publish after commit.  0 ok, -1 with err. */
+int ctx_append_event(struct ctx *c, const struct event_new *ev,
+                     char event_id[37], struct app_err *err)
+    __attribute__((warn_unused_result));
 
 /* A validated string field, or NULL when not given (borrowed from ctx->in). */
 const char *ctx_str(const struct ctx *c, const char *field);
@@ -55,6 +66,11 @@ int consumers_change_status(struct ctx *c, json_t **data,
 int api_keys_create(struct ctx *c, json_t **data, struct app_err *err);
 int api_keys_get(struct ctx *c, json_t **data, struct app_err *err);
 int api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err);
+int events_resend(struct ctx *c, json_t **data, struct app_err *err);
+int events_redeliver(struct ctx *c, json_t **data, struct app_err *err);
+int events_health(struct ctx *c, json_t **data, struct app_err *err);
+int events_confirm_delivery(struct ctx *c, json_t **data,
+                            struct app_err *err);
 int health_get(struct ctx *c, json_t **data, struct app_err *err);
 
 /* Shared by the consumer and key handlers (consumers.c). */

@@ -13,7 +13,8 @@ health_get(struct ctx *c, json_t **data, struct app_err *err)
         err_set(err, 503, "The database is unavailable");
         return 503;
     }
-    *data = json_pack("{s:s, s:s}", "database", "up", "version",
+    *data = json_pack("{s:s, s:s, s:s}", "database", "up", "broker",
+                      publisher_broker_state(c->pub, c->db), "version",
                       FINTEGRATE_VERSION);
     return 200;
 }

@@ -64,7 +64,7 @@ tag_change(struct ctx *c, const char *operation, tag_apply_fn apply,
         .request_id = c->req->request_id,
         .data = ev,
     };
-    if (outbox_db_append(c->db, &e, event_id, err) < 0 ||
+    if (ctx_append_event(c, &e, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
         goto fail;
     *data = json_object();

@@ -33,7 +33,7 @@ render_body(const struct envelope *env)
                              desc);
     if (root == NULL)
         return NULL;
-    char *body = json_dumps(root, JSON_COMPACT);
+    char *body = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(root);
     return body;
 }

@@ -26,6 +26,22 @@ elapsed_ms(const struct timespec *start)
            (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/* The inline publish: each event the request committed goes to the broker
+ * once, right after the commit and before the answer.  A failure leaves it
+ * pending in the outbox (with the reason); the answer is the same. */
+static void
+publish_committed(struct pipeline *p, json_t *events)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(events, i, id) {
+        struct strbuf reason = STRBUF_INIT;
+        publisher_publish(p->pub, p->db, json_string_value(id), false, false,
+                          &reason);
+        sb_free(&reason);
+    }
+}
+
 /* Runs the gate and the handler; returns the status, with *data or err. */
 static int
 dispatch(struct pipeline *p, struct request *req, const struct route **route,
@@ -85,12 +101,17 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
         .caller = ((*route)->flags & ROUTE_PUBLIC) ? NULL : &caller,
         .in = in,
         .source_service = sb_str(&source),
+        .pub = p->pub,
+        .events = json_array(),
     };
     status = (*route)->handler(&c, data, err);
     if (status < 400 && *data == NULL) {
         err_set(err, 500, "Out of memory building the response");
         status = 500;
     }
+    if (status < 400)
+        publish_committed(p, c.events);
+    json_decref(c.events);
     sb_free(&source);
     json_decref(in);
     return status;

@@ -7,12 +7,14 @@
 
 #include "../core/config.h"
 #include "../db/db.h"
+#include "../mq/publisher.h"
 
 #include <fcgiapp.h>
 
 struct pipeline {
     const struct config *cfg; /* borrowed */
     struct db *db;            /* borrowed; the worker's connection */
+    struct publisher *pub;    /* borrowed; the worker's publisher */
 };
 
 /* Serves one accepted request; always writes exactly one response. */

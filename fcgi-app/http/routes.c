@@ -98,6 +98,41 @@ static const struct field_spec key_fields[] = {
     {.name = NULL},
 };
 
+static const char *const receipt_statuses[] = {"received", "processed",
+                                               "failed", NULL};
+
+#define F_EVENT_TYPES                                                          \
+    {.name = "event_types", .type = FT_ENUM_ARRAY, .min = 1, .max = 100,       \
+     .choices = event_types}
+#define F_PERIOD                                                               \
+    {.name = "period_in_days", .type = FT_INT, .required = true, .min = 1,     \
+     .max = 3650}
+#define F_MAX_TRY {.name = "max_try_count", .type = FT_INT, .min = 1, .max = 100}
+
+static const struct field_spec resend_fields[] = {
+    F_PERIOD,
+    F_MAX_TRY,
+    F_EVENT_TYPES,
+    {.name = NULL},
+};
+
+static const struct field_spec redeliver_fields[] = {
+    F_PERIOD,
+    F_MAX_TRY,
+    F_EVENT_TYPES,
+    {.name = "consumer_id", .type = FT_UUID},
+    {.name = NULL},
+};
+
+static const struct field_spec confirm_fields[] = {
+    {.name = "event_id", .type = FT_UUID, .required = true},
+    {.name = "status", .type = FT_ENUM, .required = true,
+     .choices = receipt_statuses},
+    {.name = "received_at", .type = FT_TIMESTAMP},
+    {.name = "failure_reason", .type = FT_STRING, .min = 0, .max = 4096},
+    {.name = NULL},
+};
+
 static const struct field_spec analytics_list_fields[] = {
     F_CUSTOMER_ID,
     F_LIMIT,
@@ -106,8 +141,7 @@ static const struct field_spec analytics_list_fields[] = {
 
 static const struct field_spec events_list_fields[] = {
     {.name = "customer_id", .type = FT_UUID},
-    {.name = "event_types", .type = FT_ENUM_ARRAY, .min = 1, .max = 100,
-     .choices = event_types},
+    F_EVENT_TYPES,
     {.name = "publish_status", .type = FT_ENUM, .choices = publish_statuses},
     {.name = "deliver_status", .type = FT_ENUM, .choices = deliver_statuses},
     F_LIMIT,
@@ -142,6 +176,13 @@ const struct route routes[] = {
     {"POST", "/customer/analytics", analytics_create, 0, customer_id_fields},
     {"GET", "/customer/analytics", analytics_list, 0, analytics_list_fields},
     {"GET", "/events", events_list, 0, events_list_fields},
+    {"POST", "/events/resend", events_resend, ROUTE_ADMIN, resend_fields},
+    {"POST", "/events/redeliver", events_redeliver, ROUTE_ADMIN,
+     redeliver_fields},
+    {"GET", "/events/health", events_health, ROUTE_ADMIN | ROUTE_NO_INPUT,
+     NULL},
+    {"POST", "/events/confirm-delivery", events_confirm_delivery, 0,
+     confirm_fields},
     {"POST", "/consumer/data", consumers_create, ROUTE_ADMIN,
      consumer_create_fields},
     {"GET", "/consumer/data", consumers_get, 0, consumer_id_fields},

@@ -5,6 +5,7 @@
 #include "../core/log.h"
 #include "../db/db.h"
 #include "../http/pipeline.h"
+#include "../mq/publisher.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -88,7 +89,15 @@ worker_main(const struct config *cfg, int listen_fd)
                  "request", err.detail ? err.detail : "");
     err_clear(&err);
 
-    struct pipeline pipe = {.cfg = cfg, .db = &db};
+    struct publisher pub;
+    if (publisher_init(&pub, cfg) < 0) {
+        log_error("worker: out of memory");
+        _exit(1);
+    }
+    if (db.conn != NULL)
+        publisher_warm_up(&pub, &db);
+
+    struct pipeline pipe = {.cfg = cfg, .db = &db, .pub = &pub};
     log_info("worker started");
     while (!stop_requested) {
         if (!wait_readable(listen_fd))
@@ -105,6 +114,7 @@ worker_main(const struct config *cfg, int listen_fd)
             break;
         }
     }
+    publisher_free(&pub);
     db_close(&db);
     FCGX_Free(&fcgx, 0);
     log_info("worker stopped");

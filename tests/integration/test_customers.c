@@ -408,6 +408,50 @@ create_rejects_bad_status(void **state)
     expect_create_rejected(
         body, 422, "status must be one of ACTIVE, INACTIVE (got \"DELETED\")",
         NULL, marker);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"status\":\" ACTIVE\"}",
+             marker);
+    expect_create_rejected(
+        body, 422, "status must be one of ACTIVE, INACTIVE (got \" ACTIVE\")",
+        NULL, marker);
+}
+
+/* JSON escapes are decoded, in field names too; a surrogate pair is one
+ * code point stored as UTF-8. */
+static void
+create_decodes_json_escapes(void **state)
+{
+    (void)state;
+    char m[96], body[256], want[160];
+    itest_unique(m, sizeof(m), "esc");
+    snprintf(body, sizeof(body),
+             "{\"n\\u0061me\":\"%s \\ud83d\\ude00 \\u00e9\\/\"}", m);
+    snprintf(want, sizeof(want), "%s \xf0\x9f\x98\x80 \xc3\xa9/", m);
+    struct itest_resp *r = post(body);
+    json_t *d = itest_assert_envelope(r, 201);
+    itest_assert_jstr(r, d, "name", want);
+    char *stored = itest_sql_value(
+        "SELECT name FROM customers WHERE customer_id = $1",
+        itest_jstr(d, "customer_id"));
+    itest_expect(r, stored && strcmp(stored, want) == 0,
+                 "stored name must be the decoded text");
+    free(stored);
+    itest_resp_free(r);
+}
+
+/* A lone surrogate is not a character: rejected, never stored. */
+static void
+create_rejects_lone_surrogate(void **state)
+{
+    (void)state;
+    char m[96], body[256];
+    itest_unique(m, sizeof(m), "surrogate");
+    snprintf(body, sizeof(body), "{\"name\":\"%s\\ud800x\"}", m);
+    struct itest_resp *r = post(body);
+    itest_expect(r, r->status == 400 || r->status == 422,
+                 "a lone surrogate must be a 400 or 422");
+    itest_assert_envelope(r, r->status);
+    itest_expect(r, count_named(m) == 0, "nothing may be stored");
+    itest_resp_free(r);
 }
 
 /* Text that is accepted comes back byte for byte, from the API and the DB. */
@@ -556,6 +600,9 @@ get_bad_uuid_422(void **state)
         "0123456789-ab-cdef-0123-456789abcdef",
         "g1234567-89ab-cdef-0123-456789abcdef",
         "",
+        "%00",
+        "01234567-89ab-cdef-0123-456789abcdef%00",
+        "01234567-89ab-cdef-0123-456789abcdef%20",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = itest_requestf("GET", g_c.key, NULL,
@@ -563,6 +610,25 @@ get_bad_uuid_422(void **state)
         itest_assert_error_contains(r, 422, "customer_id");
         itest_resp_free(r);
     }
+    /* A malformed %-escape: rejected, naming the problem (the query string
+     * may be refused before any field is looked at). */
+    static const char *const escapes[] = {"%zz", "%2", "abc%g0"};
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+        r = itest_requestf("GET", g_c.key, NULL,
+                           "/customer/data?customer_id=%s", escapes[i]);
+        itest_expect(r, r->status == 400 || r->status == 422,
+                     "a malformed %%-escape is a 400 or 422");
+        itest_assert_error(r, r->status, NULL);
+        itest_resp_free(r);
+    }
+    /* A parameter without '=' has no value; a bare '?' is no input. */
+    r = itest_request("GET", "/customer/data?customer_id", g_c.key, NULL,
+                      NULL);
+    itest_assert_error_contains(r, 422, "customer_id");
+    itest_resp_free(r);
+    r = itest_request("GET", "/customer/data?", g_c.key, NULL, NULL);
+    itest_assert_error(r, 422, "Missing required field \"customer_id\"");
+    itest_resp_free(r);
     /* A JSON number is not a UUID either. */
     r = itest_request("GET", "/customer/data", g_c.key,
                       "{\"customer_id\":123}", NULL);
@@ -895,6 +961,8 @@ main(void)
         cmocka_unit_test(create_rejects_unknown_fields),
         cmocka_unit_test(create_reports_all_problems_unknown_first),
         cmocka_unit_test(create_rejects_bad_status),
+        cmocka_unit_test(create_decodes_json_escapes),
+        cmocka_unit_test(create_rejects_lone_surrogate),
         cmocka_unit_test(create_round_trips_text_verbatim),
         cmocka_unit_test(get_returns_the_customer),
         cmocka_unit_test(get_accepts_upper_case_uuid_and_answers_lower_case),

@@ -417,6 +417,99 @@ json_is_parsed_whatever_the_content_type(void **state)
     }
 }
 
+/* ------------------------------------------- hostile but well-formed input */
+
+/* The pool's pids: a crashed worker would be replaced by a new pid. */
+static int
+worker_pids(pid_t *out, int max)
+{
+    pid_t master = itest_master_pid();
+    return master > 0 ? itest_children(master, out, max) : 0;
+}
+
+static void
+expect_same_workers(const pid_t *before, int n)
+{
+    pid_t after[256];
+    int m = worker_pids(after, 256);
+    bool same = m == n;
+    for (int i = 0; same && i < n; i++) {
+        bool found = false;
+        for (int j = 0; j < m; j++)
+            found = found || after[j] == before[i];
+        same = found;
+    }
+    itest_expect(NULL, same, "a worker died on that input (workers %d -> %d)",
+                 n, m);
+}
+
+static void
+deeply_nested_json_is_rejected_without_harm(void **state)
+{
+    (void)state;
+    pid_t before[256];
+    int n = worker_pids(before, 256);
+    enum { DEPTH = 30000 };
+    char *body = malloc(2 * DEPTH + 16);
+    char *p = body;
+    p += sprintf(p, "{\"name\":");
+    memset(p, '[', DEPTH);
+    p += DEPTH;
+    memset(p, ']', DEPTH);
+    p += DEPTH;
+    strcpy(p, "}");
+    struct itest_resp *r =
+        itest_request("POST", "/customer/data", g_ok.key, body, NULL);
+    itest_expect(r, r->status == 400 || r->status == 422,
+                 "a 30000-deep body must be a 400 (or 422: name is no "
+                 "string)");
+    itest_assert_envelope(r, r->status);
+    itest_resp_free(r);
+    free(body);
+    r = itest_request("GET", "/health", NULL, NULL, NULL);
+    itest_assert_envelope(r, 200);
+    itest_resp_free(r);
+    if (n > 0)
+        expect_same_workers(before, n);
+}
+
+static void
+thousands_of_unknown_fields_are_one_422(void **state)
+{
+    (void)state;
+    pid_t before[256];
+    int n = worker_pids(before, 256);
+    size_t cap = 64 * 1024;
+    char *body = malloc(cap);
+    size_t len = (size_t)sprintf(body, "{\"name\":\"x\"");
+    for (int i = 0; len + 32 < cap - 8 && i < 5000; i++)
+        len += (size_t)sprintf(body + len, ",\"f%d\":%d", i, i);
+    strcpy(body + len, "}");
+    struct itest_resp *r =
+        itest_request("POST", "/customer/data", g_ok.key, body, NULL);
+    itest_assert_error_contains(r, 422, "Unknown field \"f0\"");
+    itest_expect(r, strncmp(itest_desc(r), "Unknown field \"f0\"", 18) == 0,
+                 "the unknown fields come first");
+    itest_resp_free(r);
+    free(body);
+    if (n > 0)
+        expect_same_workers(before, n);
+}
+
+static void
+chunked_request_body_is_read(void **state)
+{
+    (void)state;
+    char m[96], body[160];
+    itest_unique(m, sizeof(m), "chunked");
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", m);
+    struct itest_resp *r = itest_request("POST", "/customer/data", g_ok.key,
+                                         body, "Transfer-Encoding: chunked");
+    json_t *d = itest_assert_envelope(r, 201);
+    itest_assert_jstr(r, d, "name", m);
+    itest_resp_free(r);
+}
+
 /* ------------------------------------------------------------------ 422 */
 
 static void
@@ -915,6 +1008,9 @@ main(void)
         cmocka_unit_test(empty_post_or_patch_body_is_400),
         cmocka_unit_test(duplicate_keys_are_400),
         cmocka_unit_test(json_is_parsed_whatever_the_content_type),
+        cmocka_unit_test(deeply_nested_json_is_rejected_without_harm),
+        cmocka_unit_test(thousands_of_unknown_fields_are_one_422),
+        cmocka_unit_test(chunked_request_body_is_read),
         cmocka_unit_test(several_problems_are_joined_unknown_first),
         cmocka_unit_test(get_query_string_wins_over_body),
         cmocka_unit_test(get_body_is_read_when_query_empty),

@@ -115,7 +115,6 @@ itest_now(void)
 
 /* ----------------------------------------------------------------- HTTP */
 
-
 void
 itest_thread_done(void)
 {
@@ -291,8 +290,7 @@ itest_request_n(const char *method, const char *path_and_query,
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
 
     bool post_like = strcmp(method, "POST") == 0 ||
-                     strcmp(method, "PATCH") == 0 ||
-                     strcmp(method, "PUT") == 0;
+                     strcmp(method, "PATCH") == 0 || strcmp(method, "PUT") == 0;
     if (body != NULL || post_like) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)(body ? body_len : 0));
@@ -566,8 +564,8 @@ status_name(long code)
 
 /* Text that means a library or the database leaked into a message. */
 static const char *const LEAK_MARKERS[] = {
-    "SQLSTATE", "ERROR:", "violates", "duplicate key value", "expected near",
-    "near '",   "jansson", "libpq",   "relation \"",
+    "SQLSTATE", "ERROR:",  "violates", "duplicate key value", "expected near",
+    "near '",   "jansson", "libpq",    "relation \"",
 };
 
 json_t *
@@ -603,8 +601,10 @@ itest_assert_envelope_at(const char *file, int line,
         fail_resp(file, line, resp,
                   "\"detail\" must have exactly status_code, status_name, "
                   "status_description");
-    const char *code = json_string_value(json_object_get(detail, "status_code"));
-    const char *name = json_string_value(json_object_get(detail, "status_name"));
+    const char *code =
+        json_string_value(json_object_get(detail, "status_code"));
+    const char *name =
+        json_string_value(json_object_get(detail, "status_name"));
     const char *desc =
         json_string_value(json_object_get(detail, "status_description"));
     char want_code[16];
@@ -647,23 +647,23 @@ itest_assert_envelope_at(const char *file, int line,
 }
 
 void
-itest_assert_error_at(const char *file, int line,
-                      const struct itest_resp *resp, long expected_status,
-                      const char *exact_desc, const char *needle)
+itest_assert_error_at(const char *file, int line, const struct itest_resp *resp,
+                      long expected_status, const char *exact_desc,
+                      const char *needle)
 {
     itest_assert_envelope_at(file, line, resp, expected_status);
     const char *desc = itest_desc(resp);
     if (exact_desc != NULL && strcmp(desc, exact_desc) != 0)
-        fail_resp(file, line, resp,
-                  "status_description must be exactly: %s", exact_desc);
+        fail_resp(file, line, resp, "status_description must be exactly: %s",
+                  exact_desc);
     if (needle != NULL && strstr(desc, needle) == NULL)
         fail_resp(file, line, resp, "status_description must mention: %s",
                   needle);
 }
 
 void
-itest_assert_keys_at(const char *file, int line,
-                     const struct itest_resp *resp, const json_t *obj, ...)
+itest_assert_keys_at(const char *file, int line, const struct itest_resp *resp,
+                     const json_t *obj, ...)
 {
     if (!json_is_object(obj))
         fail_resp(file, line, resp, "expected a JSON object");
@@ -693,9 +693,8 @@ itest_assert_keys_at(const char *file, int line,
 }
 
 void
-itest_assert_jstr_at(const char *file, int line,
-                     const struct itest_resp *resp, const json_t *obj,
-                     const char *key, const char *expected)
+itest_assert_jstr_at(const char *file, int line, const struct itest_resp *resp,
+                     const json_t *obj, const char *key, const char *expected)
 {
     const char *v = json_string_value(json_object_get(obj, key));
     if (v == NULL)
@@ -873,8 +872,7 @@ itest_random_key(char out[64])
 }
 
 void
-itest_consumer_create_at(const char *file, int line,
-                         struct itest_consumer *out,
+itest_consumer_create_at(const char *file, int line, struct itest_consumer *out,
                          const char *consumer_status, const char *key_status,
                          const char *expires_in)
 {
@@ -989,8 +987,7 @@ itest_stack(const char *verb)
         return -1;
     }
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "'%s/scripts/stack.sh' %s 1>&2", checkout,
-             verb);
+    snprintf(cmd, sizeof(cmd), "'%s/scripts/stack.sh' %s 1>&2", checkout, verb);
     fflush(stdout);
     fflush(stderr);
     int rc = system(cmd);

@@ -63,15 +63,15 @@ struct itest_header_line {
 };
 
 struct itest_resp {
-    long status;       /* HTTP status; 0 when the request itself failed */
-    char *body;        /* owned, NUL-terminated (may contain NULs) */
+    long status; /* HTTP status; 0 when the request itself failed */
+    char *body;  /* owned, NUL-terminated (may contain NULs) */
     size_t body_len;
-    json_t *json;      /* owned; NULL when the body is not a JSON object/array */
+    json_t *json; /* owned; NULL when the body is not a JSON object/array */
     struct itest_header_line *headers; /* owned, final response only */
     size_t n_headers;
-    double elapsed;    /* seconds, as measured by libcurl */
-    char error[512];   /* libcurl's error when status == 0 */
-    char *method;      /* owned copy of the request, for messages */
+    double elapsed;  /* seconds, as measured by libcurl */
+    char error[512]; /* libcurl's error when status == 0 */
+    char *method;    /* owned copy of the request, for messages */
     char *target;
 };
 
@@ -138,29 +138,29 @@ bool itest_is_request_id(const char *s); /* 1-128 of [A-Za-z0-9._:-] */
  * SQL or library text)}, data == {} on errors, Content-Type application/json,
  * an X-Request-ID header. Returns the borrowed data object.
  */
-#define itest_assert_envelope(resp, expected_status)                          \
+#define itest_assert_envelope(resp, expected_status)                           \
     itest_assert_envelope_at(__FILE__, __LINE__, (resp), (expected_status))
 
 /* Envelope with an error status; description equal to exact_desc (if set). */
-#define itest_assert_error(resp, expected_status, exact_desc)                 \
-    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status),      \
+#define itest_assert_error(resp, expected_status, exact_desc)                  \
+    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status),       \
                           (exact_desc), NULL)
 
 /* Envelope with an error status; description contains needle (if set). */
-#define itest_assert_error_contains(resp, expected_status, needle)            \
-    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status),      \
-                          NULL, (needle))
+#define itest_assert_error_contains(resp, expected_status, needle)             \
+    itest_assert_error_at(__FILE__, __LINE__, (resp), (expected_status), NULL, \
+                          (needle))
 
 /* A condition about a response; on failure prints the message and response. */
-#define itest_expect(resp, cond, ...)                                         \
+#define itest_expect(resp, cond, ...)                                          \
     itest_expect_at(__FILE__, __LINE__, (resp), (cond), __VA_ARGS__)
 
 /* The object has exactly these keys (NULL-terminated list). */
-#define itest_assert_keys(resp, obj, ...)                                     \
+#define itest_assert_keys(resp, obj, ...)                                      \
     itest_assert_keys_at(__FILE__, __LINE__, (resp), (obj), __VA_ARGS__, NULL)
 
 /* obj[key] is a string equal to expected. */
-#define itest_assert_jstr(resp, obj, key, expected)                           \
+#define itest_assert_jstr(resp, obj, key, expected)                            \
     itest_assert_jstr_at(__FILE__, __LINE__, (resp), (obj), (key), (expected))
 
 /* Fails the test with a message (no response). */
@@ -194,7 +194,7 @@ void itest_dump(const struct itest_resp *resp);
  * envelope and copies the new customer_id (lower-case, 36 characters and the
  * NUL) into id_out.
  */
-#define itest_create_customer(api_key, name, id_out)                          \
+#define itest_create_customer(api_key, name, id_out)                           \
     itest_create_customer_at(__FILE__, __LINE__, (api_key), (name), (id_out))
 void itest_create_customer_at(const char *file, int line, const char *api_key,
                               const char *name, char id_out[37]);
@@ -216,27 +216,27 @@ char *itest_upper(char *s);
  * it succeeded. Parameters are text (NULL pointer = SQL NULL).
  * Returns an owned PGresult (PQclear).
  */
-#define itest_sql(query, ...)                                                 \
-    itest_sql_at(__FILE__, __LINE__, (query),                                 \
-                 (const char *const[]){__VA_ARGS__},                          \
-                 (int)(sizeof((const char *const[]){__VA_ARGS__}) /           \
+#define itest_sql(query, ...)                                                  \
+    itest_sql_at(__FILE__, __LINE__, (query),                                  \
+                 (const char *const[]){__VA_ARGS__},                           \
+                 (int)(sizeof((const char *const[]){__VA_ARGS__}) /            \
                        sizeof(const char *)))
 #define itest_sql0(query) itest_sql_at(__FILE__, __LINE__, (query), NULL, 0)
 
 /* First column of the first row as an owned string (free()), NULL if none. */
-#define itest_sql_value(query, ...)                                           \
-    itest_sql_value_at(__FILE__, __LINE__, (query),                           \
-                       (const char *const[]){__VA_ARGS__},                    \
-                       (int)(sizeof((const char *const[]){__VA_ARGS__}) /     \
+#define itest_sql_value(query, ...)                                            \
+    itest_sql_value_at(__FILE__, __LINE__, (query),                            \
+                       (const char *const[]){__VA_ARGS__},                     \
+                       (int)(sizeof((const char *const[]){__VA_ARGS__}) /      \
                              sizeof(const char *)))
 
 /* First column of the first row parsed as an integer (e.g. count(*)). */
-#define itest_sql_long(query, ...)                                            \
-    itest_sql_long_at(__FILE__, __LINE__, (query),                            \
-                      (const char *const[]){__VA_ARGS__},                     \
-                      (int)(sizeof((const char *const[]){__VA_ARGS__}) /      \
+#define itest_sql_long(query, ...)                                             \
+    itest_sql_long_at(__FILE__, __LINE__, (query),                             \
+                      (const char *const[]){__VA_ARGS__},                      \
+                      (int)(sizeof((const char *const[]){__VA_ARGS__}) /       \
                             sizeof(const char *)))
-#define itest_sql_long0(query)                                                \
+#define itest_sql_long0(query)                                                 \
     itest_sql_long_at(__FILE__, __LINE__, (query), NULL, 0)
 
 PGresult *itest_sql_at(const char *file, int line, const char *query,
@@ -268,8 +268,8 @@ struct itest_consumer {
  * "1 day" or "-1 hour". The key is stored as its SHA-256 hex and an 11-char
  * prefix, as the service stores them. Asserts on failure.
  */
-#define itest_consumer_create(out, consumer_status, key_status, expires_in)   \
-    itest_consumer_create_at(__FILE__, __LINE__, (out), (consumer_status),    \
+#define itest_consumer_create(out, consumer_status, key_status, expires_in)    \
+    itest_consumer_create_at(__FILE__, __LINE__, (out), (consumer_status),     \
                              (key_status), (expires_in))
 void itest_consumer_create_at(const char *file, int line,
                               struct itest_consumer *out,

@@ -63,8 +63,7 @@ expect_create_rejected(const char *body, long status, const char *exact,
                        const char *needle, const char *marker)
 {
     long before_events = itest_sql_long(
-        "SELECT count(*) FROM customer_events WHERE consumer_id = $1",
-        g_c.id);
+        "SELECT count(*) FROM customer_events WHERE consumer_id = $1", g_c.id);
     struct itest_resp *r = post(body);
     if (exact != NULL)
         itest_assert_error(r, status, exact);
@@ -75,8 +74,7 @@ expect_create_rejected(const char *body, long status, const char *exact,
                      "a rejected create wrote a customers row named %s*",
                      marker);
     long after_events = itest_sql_long(
-        "SELECT count(*) FROM customer_events WHERE consumer_id = $1",
-        g_c.id);
+        "SELECT count(*) FROM customer_events WHERE consumer_id = $1", g_c.id);
     itest_expect(r, after_events == before_events,
                  "a rejected create wrote %ld customer_events row(s)",
                  after_events - before_events);
@@ -106,8 +104,8 @@ make_customer(char id[37])
 static void
 get_customer(const char *id, long expect_status, struct itest_resp **out)
 {
-    struct itest_resp *r =
-        itest_requestf("GET", g_c.key, NULL, "/customer/data?customer_id=%s", id);
+    struct itest_resp *r = itest_requestf("GET", g_c.key, NULL,
+                                          "/customer/data?customer_id=%s", id);
     itest_assert_envelope(r, expect_status);
     if (out != NULL)
         *out = r;
@@ -150,8 +148,8 @@ create_minimal_returns_201_envelope(void **state)
                  "stored status");
     itest_expect(r, strcmp(PQgetvalue(q, 0, 2), g_c.id) == 0,
                  "customers.consumer_id must be the caller's consumer");
-    itest_expect(r, strcmp(PQgetvalue(q, 0, 3), itest_jstr(d, "created_at")) ==
-                        0,
+    itest_expect(r,
+                 strcmp(PQgetvalue(q, 0, 3), itest_jstr(d, "created_at")) == 0,
                  "created_at in the response (%s) must be the stored one "
                  "(%s)",
                  itest_jstr(d, "created_at"), PQgetvalue(q, 0, 3));
@@ -209,9 +207,9 @@ create_trims_name(void **state)
     get_customer(itest_jstr(d, "customer_id"), 200, &g);
     itest_assert_jstr(g, itest_data(g), "name", core);
     itest_resp_free(g);
-    char *stored = itest_sql_value(
-        "SELECT name FROM customers WHERE customer_id = $1",
-        itest_jstr(d, "customer_id"));
+    char *stored =
+        itest_sql_value("SELECT name FROM customers WHERE customer_id = $1",
+                        itest_jstr(d, "customer_id"));
     itest_expect(r, stored && strcmp(stored, core) == 0,
                  "stored name must be trimmed, is [%s]", stored);
     free(stored);
@@ -297,8 +295,8 @@ static void
 create_rejects_wrong_types(void **state)
 {
     (void)state;
-    expect_create_rejected("{\"name\":5}", 422,
-                           "name must be a string (got 5)", NULL, NULL);
+    expect_create_rejected("{\"name\":5}", 422, "name must be a string (got 5)",
+                           NULL, NULL);
     expect_create_rejected("{\"name\":null}", 422, NULL, "name", NULL);
     expect_create_rejected("{\"name\":true}", 422, NULL, "name", NULL);
     expect_create_rejected("{\"name\":[\"a\"]}", 422, NULL, "name", NULL);
@@ -362,9 +360,8 @@ create_rejects_unknown_fields(void **state)
              marker);
     expect_create_rejected(body, 422, "Unknown field \"stauts\"", NULL, marker);
     /* The consumer field is never taken from the body. */
-    snprintf(body, sizeof(body),
-             "{\"name\":\"%s\",\"consumer_id\":\"%s\"}", marker,
-             ITEST_SYSTEM_CONSUMER_ID);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"consumer_id\":\"%s\"}",
+             marker, ITEST_SYSTEM_CONSUMER_ID);
     expect_create_rejected(body, 422, "Unknown field \"consumer_id\"", NULL,
                            marker);
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"customer_id\":\"%s\"}",
@@ -429,9 +426,9 @@ create_decodes_json_escapes(void **state)
     struct itest_resp *r = post(body);
     json_t *d = itest_assert_envelope(r, 201);
     itest_assert_jstr(r, d, "name", want);
-    char *stored = itest_sql_value(
-        "SELECT name FROM customers WHERE customer_id = $1",
-        itest_jstr(d, "customer_id"));
+    char *stored =
+        itest_sql_value("SELECT name FROM customers WHERE customer_id = $1",
+                        itest_jstr(d, "customer_id"));
     itest_expect(r, stored && strcmp(stored, want) == 0,
                  "stored name must be the decoded text");
     free(stored);
@@ -462,15 +459,18 @@ create_round_trips_text_verbatim(void **state)
     static const char *const texts[] = {
         "Robert'); DROP TABLE customers;--",
         "' OR '1'='1",
-        "Zo\xc3\xab \xc3\x91" "and\xc3\xba "
-        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89", /* Zoë Ñandú 日本語 🎉 */
+        "Zo\xc3\xab \xc3\x91"
+        "and\xc3\xba "
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89", /* Zoë Ñandú
+                                                                    日本語 🎉 */
         "e\xcc\x81 vs \xc3\xa9",             /* combining accent, no NFC */
         "\"quoted\" \\back\\slash\\ /slash", /* JSON escapes */
         "tab\tinside and\nnewline inside",   /* inner whitespace stays */
         "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xd8\xb3\xd9\x84\xd8\xa7\xd9\x85",
-        "line\xe2\x80\xa8separator",        /* U+2028 */
+        "line\xe2\x80\xa8separator", /* U+2028 */
         "$1 %s %n {{}} <script>alert(1)</script>",
-        "controls \x7f\x01\x1f" " inside",
+        "controls \x7f\x01\x1f"
+        " inside",
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         char *body = itest_json_text(json_pack("{s:s}", "name", texts[i]));
@@ -482,12 +482,11 @@ create_round_trips_text_verbatim(void **state)
         const char *id = itest_jstr(d, "customer_id");
         struct itest_resp *g;
         get_customer(id, 200, &g);
-        itest_expect(g, strcmp(itest_jstr(itest_data(g), "name"), texts[i]) ==
-                            0,
+        itest_expect(g,
+                     strcmp(itest_jstr(itest_data(g), "name"), texts[i]) == 0,
                      "GET must return the name verbatim: [%s]", texts[i]);
-        char *stored =
-            itest_sql_value("SELECT name FROM customers WHERE customer_id = $1",
-                            id);
+        char *stored = itest_sql_value(
+            "SELECT name FROM customers WHERE customer_id = $1", id);
         itest_expect(g, stored && strcmp(stored, texts[i]) == 0,
                      "the database must hold the name verbatim: [%s] vs [%s]",
                      texts[i], stored ? stored : "<none>");
@@ -622,16 +621,15 @@ get_bad_uuid_422(void **state)
         itest_resp_free(r);
     }
     /* A parameter without '=' has no value; a bare '?' is no input. */
-    r = itest_request("GET", "/customer/data?customer_id", g_c.key, NULL,
-                      NULL);
+    r = itest_request("GET", "/customer/data?customer_id", g_c.key, NULL, NULL);
     itest_assert_error_contains(r, 422, "customer_id");
     itest_resp_free(r);
     r = itest_request("GET", "/customer/data?", g_c.key, NULL, NULL);
     itest_assert_error(r, 422, "Missing required field \"customer_id\"");
     itest_resp_free(r);
     /* A JSON number is not a UUID either. */
-    r = itest_request("GET", "/customer/data", g_c.key,
-                      "{\"customer_id\":123}", NULL);
+    r = itest_request("GET", "/customer/data", g_c.key, "{\"customer_id\":123}",
+                      NULL);
     itest_assert_error_contains(r, 422, "customer_id");
     itest_resp_free(r);
 }
@@ -699,9 +697,8 @@ delete_by_query_string(void **state)
     make_customer(id);
     memcpy(upper, id, 37);
     itest_upper(upper);
-    struct itest_resp *r = itest_requestf("DELETE", g_c.key, NULL,
-                                          "/customer/data?customer_id=%s",
-                                          upper);
+    struct itest_resp *r = itest_requestf(
+        "DELETE", g_c.key, NULL, "/customer/data?customer_id=%s", upper);
     json_t *d = itest_assert_envelope(r, 200);
     itest_assert_jstr(r, d, "customer_id", id);
     itest_resp_free(r);
@@ -786,10 +783,10 @@ change_status_ok(void **state)
     json_t *gd = itest_data(g);
     itest_assert_jstr(g, gd, "status", "INACTIVE");
     itest_assert_jstr(g, gd, "updated_at", itest_jstr(d, "updated_at"));
-    itest_expect(g,
-                 strcmp(itest_jstr(gd, "updated_at"),
-                        itest_jstr(gd, "created_at")) >= 0,
-                 "updated_at must not be before created_at");
+    itest_expect(
+        g,
+        strcmp(itest_jstr(gd, "updated_at"), itest_jstr(gd, "created_at")) >= 0,
+        "updated_at must not be before created_at");
     itest_resp_free(g);
     itest_resp_free(r);
 
@@ -850,8 +847,8 @@ change_status_validation(void **state)
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", id);
     struct itest_resp *r = patch(body);
-    itest_assert_error(r, 422,
-                       "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
+    itest_assert_error(
+        r, 422, "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
     itest_resp_free(r);
 
     snprintf(body, sizeof(body),
@@ -922,8 +919,8 @@ change_status_unknown_customer_404(void **state)
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", id);
     r = patch(body);
-    itest_assert_error(r, 422,
-                       "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
+    itest_assert_error(
+        r, 422, "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
     itest_resp_free(r);
 
     /* A deleted customer is gone for PATCH too. */

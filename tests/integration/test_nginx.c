@@ -81,8 +81,7 @@ stop_workers(void)
         while (itest_proc_state(g_stopped[i]) != 'T' &&
                itest_proc_state(g_stopped[i]) != 't') {
             if (itest_now() > deadline)
-                itest_failf("worker %ld did not stop",
-                            (long)g_stopped[i]);
+                itest_failf("worker %ld did not stop", (long)g_stopped[i]);
             sleep_ms(5);
         }
     }
@@ -113,27 +112,25 @@ missing_key_is_401_from_nginx_without_a_worker(void **state)
 
     stop_workers();
     itest_set_timeout_ms(3000); /* a request that reached a worker hangs */
-    expect_missing_key(
-        itest_request("GET",
-                      "/customer/data?customer_id="
-                      "2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
-                      NULL, NULL, hdr),
-        rid);
+    expect_missing_key(itest_request("GET",
+                                     "/customer/data?customer_id="
+                                     "2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
+                                     NULL, NULL, hdr),
+                       rid);
     expect_missing_key(itest_request("POST", "/customer/data", NULL,
                                      "{\"name\":\"Ada\"}", NULL),
                        NULL);
-    expect_missing_key(itest_request("PATCH", "/customer/change-status", NULL,
-                                     "{{{", NULL),
-                       NULL);
+    expect_missing_key(
+        itest_request("PATCH", "/customer/change-status", NULL, "{{{", NULL),
+        NULL);
     expect_missing_key(
         itest_request("DELETE", "/customer/data", NULL, NULL, NULL), NULL);
     /* Missing key comes before the path check (API.md §6). */
     expect_missing_key(itest_request("GET", "/nope", NULL, NULL, hdr), rid);
     /* An empty X-API-Key header is a missing one. */
-    expect_missing_key(
-        itest_request("POST", "/customer/data", NULL, "{\"name\":\"Ada\"}",
-                      "X-API-Key;"),
-        NULL);
+    expect_missing_key(itest_request("POST", "/customer/data", NULL,
+                                     "{\"name\":\"Ada\"}", "X-API-Key;"),
+                       NULL);
     itest_set_timeout_ms(15000);
     resume_workers();
 
@@ -364,7 +361,8 @@ rate_limit_per_key_is_429_with_retry_after(void **state)
 
     /* Per key: another key is not limited. */
     struct itest_resp *r = itest_request(
-        "GET", "/customer/data?customer_id=2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
+        "GET",
+        "/customer/data?customer_id=2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
         g_c.key, NULL, NULL);
     itest_assert_envelope(r, 404);
     itest_resp_free(r);

@@ -36,7 +36,7 @@ struct event_row {
     char deliver_status[16], created_at[40];
     char *request_id; /* owned, NULL for SQL NULL */
     long sequence;
-    json_t *payload; /* owned */
+    json_t *payload;    /* owned */
     char *payload_text; /* owned */
 };
 
@@ -180,8 +180,8 @@ check_event(const struct itest_resp *r, const struct event_row *e,
 
 /* Creation data: {customer_id, name, status} and, optionally, tags {}. */
 static void
-check_creation_data(const struct itest_resp *r, json_t *data,
-                    const char *name, const char *status)
+check_creation_data(const struct itest_resp *r, json_t *data, const char *name,
+                    const char *status)
 {
     json_t *tags = json_object_get(data, "tags");
     if (tags != NULL) {
@@ -198,10 +198,9 @@ check_creation_data(const struct itest_resp *r, json_t *data,
 static struct itest_resp *
 create(const char *name, const char *status, const char *rid)
 {
-    char *body = status
-                     ? itest_json_text(json_pack("{s:s, s:s}", "name", name,
-                                                 "status", status))
-                     : itest_json_text(json_pack("{s:s}", "name", name));
+    char *body = status ? itest_json_text(json_pack("{s:s, s:s}", "name", name,
+                                                    "status", status))
+                        : itest_json_text(json_pack("{s:s}", "name", name));
     char hdr[200];
     if (rid != NULL)
         snprintf(hdr, sizeof(hdr), "X-Request-ID: %s", rid);
@@ -302,9 +301,9 @@ status_changes_and_deletion_continue_the_sequence(void **state)
                  "create + 3 status changes + delete = 5 events, has %d "
                  "(events stay after the delete)",
                  n);
-    json_t *data = check_event(c, &ev[0], itest_jstr(cd, "event_id"), id,
-                               g_c.id, "customer_creation",
-                               "POST: /customer/data", 1);
+    json_t *data =
+        check_event(c, &ev[0], itest_jstr(cd, "event_id"), id, g_c.id,
+                    "customer_creation", "POST: /customer/data", 1);
     check_creation_data(c, data, trimmed, "ACTIVE");
 
     struct {
@@ -390,17 +389,15 @@ rejected_requests_write_nothing(void **state)
     reqs[n++] = (struct req){"POST", "/customer/data", g_c.key, b422, 422};
     reqs[n++] = (struct req){"POST", "/customer/data", g_c.key, b400, 400};
     reqs[n++] = (struct req){"POST", "/customer/data", g_c.key, bdup, 400};
-    reqs[n++] = (struct req){"POST", "/customer/data", random_key, body,
-                                  401};
+    reqs[n++] = (struct req){"POST", "/customer/data", random_key, body, 401};
     reqs[n++] = (struct req){"PUT", "/customer/data", g_c.key, body, 405};
+    reqs[n++] =
+        (struct req){"PATCH", "/customer/change-status", g_c.key, b409, 409};
+    reqs[n++] =
+        (struct req){"PATCH", "/customer/change-status", g_c.key, b404, 404};
     reqs[n++] = (struct req){"PATCH", "/customer/change-status", g_c.key,
-                                  b409, 409};
-    reqs[n++] = (struct req){"PATCH", "/customer/change-status", g_c.key,
-                                  b404, 404};
-    reqs[n++] = (struct req){"PATCH", "/customer/change-status", g_c.key,
-                                  bpatch422, 422};
-    reqs[n++] = (struct req){"DELETE", "/customer/data", g_c.key, bdel404,
-                                  404};
+                             bpatch422, 422};
+    reqs[n++] = (struct req){"DELETE", "/customer/data", g_c.key, bdel404, 404};
     for (int i = 0; i < n; i++) {
         struct itest_resp *r = itest_request(reqs[i].method, reqs[i].path,
                                              reqs[i].key, reqs[i].body, NULL);
@@ -411,10 +408,11 @@ rejected_requests_write_nothing(void **state)
                      "a rejected request wrote an event");
         itest_resp_free(r);
     }
-    itest_expect(NULL,
-                 itest_sql_long("SELECT count(*) FROM customers WHERE name = $1",
-                                marker) == 0,
-                 "no customer of the rejected name may exist");
+    itest_expect(
+        NULL,
+        itest_sql_long("SELECT count(*) FROM customers WHERE name = $1",
+                       marker) == 0,
+        "no customer of the rejected name may exist");
     itest_expect(NULL,
                  itest_sql_long("SELECT count(*) FROM customer_events WHERE "
                                 "payload::text LIKE '%' || $1 || '%'",
@@ -482,7 +480,8 @@ static void
 install_poison(void)
 {
     static const char *const ddl[] = {
-        "CREATE TABLE IF NOT EXISTS itest_poison (customer_id uuid PRIMARY KEY)",
+        "CREATE TABLE IF NOT EXISTS itest_poison (customer_id uuid PRIMARY "
+        "KEY)",
         "CREATE OR REPLACE FUNCTION itest_poison_event() RETURNS trigger "
         "LANGUAGE plpgsql AS $f$ BEGIN "
         "IF NEW.payload::text LIKE '%itest-poison-%' OR EXISTS (SELECT 1 "
@@ -497,8 +496,7 @@ install_poison(void)
     for (size_t i = 0; i < sizeof(ddl) / sizeof(ddl[0]); i++) {
         PGresult *r = itest_sql_try(ddl[i], NULL, 0);
         if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            const char *st =
-                r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+            const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
             if (st != NULL && strcmp(st, "42501") == 0) {
                 print_message("      skipped: the test role may not create "
                               "triggers (%s)\n",
@@ -517,8 +515,9 @@ static void
 expect_internal_error(struct itest_resp *r)
 {
     itest_assert_error(r, 500, NULL);
-    itest_expect(r, strstr(itest_desc(r), "poison") == NULL &&
-                        strstr(itest_desc(r), "trigger") == NULL,
+    itest_expect(r,
+                 strstr(itest_desc(r), "poison") == NULL &&
+                     strstr(itest_desc(r), "trigger") == NULL,
                  "the database's message must not reach the client");
 }
 
@@ -536,11 +535,12 @@ failed_event_insert_rolls_back_the_change(void **state)
     struct itest_resp *r = create(name, NULL, NULL);
     expect_internal_error(r);
     itest_resp_free(r);
-    itest_expect(NULL,
-                 itest_sql_long("SELECT count(*) FROM customers WHERE name = $1",
-                                name) == 0 &&
-                     count_customers_of_consumer(g_c.id) == customers,
-                 "the customer row must be rolled back with its event");
+    itest_expect(
+        NULL,
+        itest_sql_long("SELECT count(*) FROM customers WHERE name = $1",
+                       name) == 0 &&
+            count_customers_of_consumer(g_c.id) == customers,
+        "the customer row must be rolled back with its event");
 
     /* Status change and delete of a customer whose events are refused. */
     char id[37], cname[96];
@@ -653,8 +653,8 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
     struct event_row ev[64] = {0};
     int n = events_of(id, ev, 64);
     itest_expect(NULL, n == ok + 1,
-                 "one event per successful change: %d events, %d successes",
-                 n, ok);
+                 "one event per successful change: %d events, %d successes", n,
+                 ok);
     const char *status = "ACTIVE";
     for (int i = 0; i < n && i < 64; i++) {
         itest_expect(NULL, ev[i].sequence == i + 1,
@@ -662,7 +662,8 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
                      "%ld)",
                      n, i + 1, ev[i].sequence);
         if (i > 0) {
-            itest_expect(NULL, strcmp(ev[i - 1].created_at, ev[i].created_at) <= 0,
+            itest_expect(NULL,
+                         strcmp(ev[i - 1].created_at, ev[i].created_at) <= 0,
                          "created_at order must agree with sequence order "
                          "(%ld at %s, %ld at %s)",
                          ev[i - 1].sequence, ev[i - 1].created_at,

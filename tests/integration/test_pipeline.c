@@ -15,10 +15,10 @@
 #include <strings.h>
 #include <time.h>
 
-static struct itest_consumer g_ok;          /* active consumer, active key */
-static struct itest_consumer g_expired;     /* active key past expires_at */
-static struct itest_consumer g_expired_st;  /* key with status 'expired' */
-static struct itest_consumer g_key_off;     /* key 'deactivated' */
+static struct itest_consumer g_ok;           /* active consumer, active key */
+static struct itest_consumer g_expired;      /* active key past expires_at */
+static struct itest_consumer g_expired_st;   /* key with status 'expired' */
+static struct itest_consumer g_key_off;      /* key 'deactivated' */
 static struct itest_consumer g_consumer_off; /* consumer DEACTIVATED */
 
 static int
@@ -88,8 +88,12 @@ unknown_path_is_404(void **state)
 {
     (void)state;
     static const char *const paths[] = {
-        "/nope",         "/customer",          "/customer/datax",
-        "/customer/data/extra", "/customer/DATA", "/customers/data",
+        "/nope",
+        "/customer",
+        "/customer/datax",
+        "/customer/data/extra",
+        "/customer/DATA",
+        "/customers/data",
         "/customer/change-status/x",
     };
     char random_key[64];
@@ -305,8 +309,8 @@ key_check_comes_before_body_and_validation(void **state)
 /* ------------------------------------------------------------------ 400 */
 
 static void
-expect_400(const char *method, const char *path, const char *body,
-           size_t len, const char *marker)
+expect_400(const char *method, const char *path, const char *body, size_t len,
+           const char *marker)
 {
     struct itest_resp *r =
         itest_request_n(method, path, g_ok.key, body, len, NULL);
@@ -516,22 +520,20 @@ static void
 several_problems_are_joined_unknown_first(void **state)
 {
     (void)state;
-    struct itest_resp *r =
-        itest_request("POST", "/customer/data", g_ok.key, "{\"b\":1,\"a\":2}",
-                      NULL);
+    struct itest_resp *r = itest_request("POST", "/customer/data", g_ok.key,
+                                         "{\"b\":1,\"a\":2}", NULL);
     itest_assert_envelope(r, 422);
     const char *d = itest_desc(r);
-    itest_expect(
-        r,
-        strcmp(d, "Unknown field \"b\"; Unknown field \"a\"; Missing "
-                  "required field \"name\"") == 0 ||
-            strcmp(d, "Unknown field \"a\"; Unknown field \"b\"; Missing "
-                      "required field \"name\"") == 0,
-        "all problems, unknown fields first, joined with \"; \"");
+    itest_expect(r,
+                 strcmp(d, "Unknown field \"b\"; Unknown field \"a\"; Missing "
+                           "required field \"name\"") == 0 ||
+                     strcmp(d,
+                            "Unknown field \"a\"; Unknown field \"b\"; Missing "
+                            "required field \"name\"") == 0,
+                 "all problems, unknown fields first, joined with \"; \"");
     itest_resp_free(r);
 
-    r = itest_request("PATCH", "/customer/change-status", g_ok.key, "{}",
-                      NULL);
+    r = itest_request("PATCH", "/customer/change-status", g_ok.key, "{}", NULL);
     itest_assert_envelope(r, 422);
     d = itest_desc(r);
     itest_expect(
@@ -610,8 +612,8 @@ delete_with_empty_body_reads_query(void **state)
     char a[37], path[128];
     make_customer(a);
     snprintf(path, sizeof(path), "/customer/data?customer_id=%s", a);
-    struct itest_resp *r = itest_request_n("DELETE", path, g_ok.key, "", 0,
-                                           NULL);
+    struct itest_resp *r =
+        itest_request_n("DELETE", path, g_ok.key, "", 0, NULL);
     json_t *d = itest_assert_envelope(r, 200);
     itest_assert_jstr(r, d, "customer_id", a);
     itest_resp_free(r);
@@ -665,10 +667,12 @@ static void
 request_id_generated_when_absent(void **state)
 {
     (void)state;
-    struct itest_resp *a = itest_request("GET", "/customer/data?customer_id="
+    struct itest_resp *a = itest_request("GET",
+                                         "/customer/data?customer_id="
                                          "2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
                                          g_ok.key, NULL, NULL);
-    struct itest_resp *b = itest_request("GET", "/customer/data?customer_id="
+    struct itest_resp *b = itest_request("GET",
+                                         "/customer/data?customer_id="
                                          "2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
                                          g_ok.key, NULL, NULL);
     itest_assert_envelope(a, 404);
@@ -836,7 +840,8 @@ key_and_consumer_changes_take_effect_within_5s(void **state)
         sleep_ms(100);
     }
     for (int i = 0; i < 12; i++) {
-        struct itest_resp *r = itest_request("GET", path, c_off.key, NULL, NULL);
+        struct itest_resp *r =
+            itest_request("GET", path, c_off.key, NULL, NULL);
         itest_assert_error(r, 403, NULL);
         itest_resp_free(r);
         r = itest_request("GET", path, k_off.key, NULL, NULL);

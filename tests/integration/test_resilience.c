@@ -128,13 +128,13 @@ struct sample {
 struct traffic_thread {
     pthread_t th;
     int index;
-    double interval; /* seconds between request starts (rate limits) */
+    double interval;        /* seconds between request starts (rate limits) */
     struct sample *samples; /* TRAFFIC_MAX */
     int n;
 };
 
 static atomic_bool g_traffic_stop;
-static int g_traffic_gen;   /* one per traffic_start: names never repeat */
+static int g_traffic_gen; /* one per traffic_start: names never repeat */
 
 static void
 load_name(char *buf, size_t size, int thread, unsigned k)
@@ -263,8 +263,8 @@ all_requests_succeed(int n)
             snprintf(body, sizeof(body),
                      "{\"customer_id\":\"%s\",\"status\":\"%s\"}", id,
                      (i / 4) % 2 == 0 ? "INACTIVE" : "ACTIVE");
-            r = itest_request("PATCH", "/customer/change-status", g_c.key,
-                              body, NULL);
+            r = itest_request("PATCH", "/customer/change-status", g_c.key, body,
+                              NULL);
             itest_assert_envelope(r, 200);
             break;
         }
@@ -342,8 +342,8 @@ killed_worker_is_replaced_and_no_request_fails_after(void **state)
                  "%d requests failed around the kill; only the one the "
                  "victim was serving may (last: HTTP %ld)",
                  t.failed_before, t.last_fail_status);
-    itest_expect(NULL, itest_master_pid() == master &&
-                           itest_proc_state(master) != 0,
+    itest_expect(NULL,
+                 itest_master_pid() == master && itest_proc_state(master) != 0,
                  "the master must survive a worker's death");
 
     /* Every 201 is a row; the victim's in-flight request may or may not
@@ -476,8 +476,8 @@ sigterm_finishes_in_flight_requests(void **state)
             "      SIGTERM: %d requests, %d ok, %d answered 502, %d other\n",
             total, ok, bad_gateway, other);
     traffic_free();
-    itest_expect(NULL, cut == 0,
-                 "%ld rows for %d successful creates: %s", rows, ok,
+    itest_expect(NULL, cut == 0, "%ld rows for %d successful creates: %s", rows,
+                 ok,
                  cut > 0 ? "requests were committed and then answered 502 "
                            "(the stop cut in-flight requests off)"
                          : "a 201 without its row");

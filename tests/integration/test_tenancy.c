@@ -115,11 +115,12 @@ other_consumer_gets_404_everywhere(void **state)
     make_customer(g_a.key, x);
     itest_random_uuid(y);
 
-    expect_like_missing(
-        itest_requestf("GET", g_b.key, NULL, "/customer/data?customer_id=%s", x),
-        x,
-        itest_requestf("GET", g_b.key, NULL, "/customer/data?customer_id=%s", y),
-        y);
+    expect_like_missing(itest_requestf("GET", g_b.key, NULL,
+                                       "/customer/data?customer_id=%s", x),
+                        x,
+                        itest_requestf("GET", g_b.key, NULL,
+                                       "/customer/data?customer_id=%s", y),
+                        y);
     snprintf(bx, sizeof(bx), "{\"customer_id\":\"%s\"}", x);
     snprintf(by, sizeof(by), "{\"customer_id\":\"%s\"}", y);
     expect_like_missing(
@@ -128,13 +129,12 @@ other_consumer_gets_404_everywhere(void **state)
     expect_like_missing(
         itest_request("DELETE", "/customer/data", g_b.key, bx, NULL), x,
         itest_request("DELETE", "/customer/data", g_b.key, by, NULL), y);
-    expect_like_missing(
-        itest_requestf("DELETE", g_b.key, NULL,
-                       "/customer/data?customer_id=%s", x),
-        x,
-        itest_requestf("DELETE", g_b.key, NULL,
-                       "/customer/data?customer_id=%s", y),
-        y);
+    expect_like_missing(itest_requestf("DELETE", g_b.key, NULL,
+                                       "/customer/data?customer_id=%s", x),
+                        x,
+                        itest_requestf("DELETE", g_b.key, NULL,
+                                       "/customer/data?customer_id=%s", y),
+                        y);
     /* INACTIVE would succeed for the owner, ACTIVE would be its 409: for B
      * both are 404, so neither existence nor state leaks. */
     static const char *const statuses[] = {"INACTIVE", "ACTIVE"};
@@ -143,13 +143,12 @@ other_consumer_gets_404_everywhere(void **state)
                  x, statuses[i]);
         snprintf(by, sizeof(by), "{\"customer_id\":\"%s\",\"status\":\"%s\"}",
                  y, statuses[i]);
-        expect_like_missing(
-            itest_request("PATCH", "/customer/change-status", g_b.key, bx,
-                          NULL),
-            x,
-            itest_request("PATCH", "/customer/change-status", g_b.key, by,
-                          NULL),
-            y);
+        expect_like_missing(itest_request("PATCH", "/customer/change-status",
+                                          g_b.key, bx, NULL),
+                            x,
+                            itest_request("PATCH", "/customer/change-status",
+                                          g_b.key, by, NULL),
+                            y);
     }
 
     /* Nothing B did changed A's customer. */
@@ -173,8 +172,8 @@ validation_comes_before_ownership(void **state)
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", x);
     struct itest_resp *r =
         itest_request("PATCH", "/customer/change-status", g_b.key, body, NULL);
-    itest_assert_error(r, 422,
-                       "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
+    itest_assert_error(
+        r, 422, "status must be one of ACTIVE, INACTIVE (got \"japapa\")");
     itest_resp_free(r);
 }
 
@@ -187,8 +186,8 @@ admin_reads_and_changes_any_customer(void **state)
     itest_unique(name, sizeof(name), "owned-by-a");
     itest_create_customer(g_a.key, name, x);
 
-    struct itest_resp *r = itest_requestf("GET", admin, NULL,
-                                          "/customer/data?customer_id=%s", x);
+    struct itest_resp *r =
+        itest_requestf("GET", admin, NULL, "/customer/data?customer_id=%s", x);
     json_t *d = itest_assert_envelope(r, 200);
     itest_assert_jstr(r, d, "name", name);
     itest_resp_free(r);

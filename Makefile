@@ -90,7 +90,8 @@ stop:
 
 test: deps
 	@$(MAKE) --no-print-directory build tests
-	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests scripts/test.sh
+	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests \
+	    FINTEGRATE_FCGI_BIN=$(CURDIR)/$(BUILD)/fintegrate-fcgi scripts/test.sh
 
 unit: build $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t; done

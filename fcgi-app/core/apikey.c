@@ -43,7 +43,7 @@ apikey_generate(char out[APIKEY_LEN + 1])
         }
         got += (size_t)n;
     }
-    memcpy(out, "fk_", 3);
+    out[0] = 'f', out[1] = 'k', out[2] = '_';
     base64url_encode(raw, sizeof raw, out + 3);
     explicit_bzero(raw, sizeof raw);
     return 0;

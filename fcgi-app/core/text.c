@@ -156,7 +156,7 @@ sha256_hex(const char *key, size_t n, char out[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_Digest(key, n, md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < 32 && i < mdlen; i++) {
+    for (size_t i = 0; i < 32 && i < mdlen; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 0xF];
     }

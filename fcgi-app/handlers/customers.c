@@ -12,6 +12,7 @@
 #include "../db/outbox_db.h"
 #include "../db/tags_db.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int
@@ -50,7 +51,7 @@ customers_create(struct ctx *c, json_t **data, struct app_err *err)
     uuid_new(cu.customer_id);
     memcpy(cu.consumer_id, c->caller->consumer_id, sizeof cu.consumer_id);
     cu.name = (char *)ctx_str(c, "name"); /* borrowed; not freed below */
-    strcpy(cu.status, status ? status : "ACTIVE");
+    snprintf(cu.status, sizeof cu.status, "%s", status ? status : "ACTIVE");
 
     if (db_begin(c->db, err) < 0 || customers_db_insert(c->db, &cu, err) < 0)
         goto fail;

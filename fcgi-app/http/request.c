@@ -4,6 +4,7 @@
 #include "request.h"
 #include "../core/text.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ pick_request_id(struct request *r)
                                 param(r->fcgx, "HTTP_X_REQUEST_ID")};
     for (size_t i = 0; i < 2; i++) {
         if (is_valid_request_id(candidates[i])) {
-            strcpy(r->request_id, candidates[i]);
+            snprintf(r->request_id, sizeof r->request_id, "%s", candidates[i]);
             return;
         }
     }

@@ -17,7 +17,7 @@
 #include <time.h>
 
 /* Hard cap on a request body; nginx enforces the same 64 KiB first. */
-#define REQUEST_MAX_BODY (64 * 1024)
+#define REQUEST_MAX_BODY 65536 /* 64 KiB */
 
 struct request {
     FCGX_Request *fcgx;      /* borrowed */

@@ -56,7 +56,7 @@ choices_text(struct strbuf *sb, const char *const *choices)
 static bool
 in_choices(const char *s, const char *const *choices)
 {
-    for (size_t i = 0; choices[i] != NULL; i++)
+    for (size_t i = 0; choices != NULL && choices[i] != NULL; i++)
         if (strcmp(s, choices[i]) == 0)
             return true;
     return false;

@@ -182,12 +182,37 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+enum confirm_step
+confirm_on_frame(struct confirm_wait *w, uint32_t method, uint64_t delivery_tag,
+                 bool multiple)
+{
+    /* RabbitMQ may settle several tags at once (multiple=1): the tag is a
+     * watermark, "everything up to here". */
+    bool covers = delivery_tag == w->tag || (multiple && delivery_tag >= w->tag);
+    switch (method) {
+    case AMQP_BASIC_ACK_METHOD:
+        if (!covers)
+            return CONFIRM_PENDING;
+        return w->returned ? CONFIRM_RETURNED : CONFIRM_ACKED;
+    case AMQP_BASIC_NACK_METHOD:
+        return covers ? CONFIRM_NACKED : CONFIRM_PENDING;
+    case AMQP_BASIC_RETURN_METHOD:
+        w->returned = true; /* the ack still follows */
+        return CONFIRM_PENDING;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        return CONFIRM_CLOSED;
+    default:
+        return CONFIRM_PENDING;
+    }
+}
+
 /* Reads frames until the broker settles delivery tag `tag`. */
 static enum mq_result
 wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
 {
     long long deadline = now_ms() + m->timeout_ms;
-    bool returned = false;
+    struct confirm_wait w = {.tag = tag, .returned = false};
 
     for (;;) {
         long long left = deadline - now_ms();
@@ -208,25 +233,18 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
         }
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
-        switch (f.payload.method.id) {
-        case AMQP_BASIC_ACK_METHOD: {
+        uint64_t dtag = 0;
+        bool multiple = false;
+        if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *a = f.payload.method.decoded;
-            /* a watermark: multiple=1 settles everything up to it */
-            if (a->delivery_tag == tag || (a->multiple && a->delivery_tag >= tag)) {
-                if (returned) {
-                    sb_puts(reason, "Message returned by the broker: no queue "
-                            "is bound for its routing key");
-                    return MQ_RETURNED;
-                }
-                return MQ_OK;
-            }
-            break;
-        }
-        case AMQP_BASIC_NACK_METHOD:
-            sb_puts(reason, "Broker refused the message (basic.nack); its "
-                    "queue may be full");
-            return MQ_NACK;
-        case AMQP_BASIC_RETURN_METHOD: {
+            dtag = a->delivery_tag;
+            multiple = a->multiple;
+        } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
+            amqp_basic_nack_t *n = f.payload.method.decoded;
+            dtag = n->delivery_tag;
+            multiple = n->multiple;
+        } else if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+            /* header and body frames follow: read them to stay in sync */
             amqp_message_t msg;
             amqp_rpc_reply_t r = amqp_read_message(m->conn, f.channel, &msg, 0);
             if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -235,15 +253,23 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
                 return MQ_CONNECTION;
             }
             amqp_destroy_message(&msg);
-            returned = true; /* the ack still follows */
-            break;
         }
-        case AMQP_CHANNEL_CLOSE_METHOD:
-        case AMQP_CONNECTION_CLOSE_METHOD:
+        switch (confirm_on_frame(&w, f.payload.method.id, dtag, multiple)) {
+        case CONFIRM_PENDING:
+            break;
+        case CONFIRM_ACKED:
+            return MQ_OK;
+        case CONFIRM_RETURNED:
+            sb_puts(reason, "Message returned by the broker: no queue is "
+                    "bound for its routing key");
+            return MQ_RETURNED;
+        case CONFIRM_NACKED:
+            sb_puts(reason, "Broker refused the message (basic.nack); its "
+                    "queue may be full");
+            return MQ_NACK;
+        case CONFIRM_CLOSED:
             sb_puts(reason, "Broker closed the channel while publishing");
             return MQ_CONNECTION;
-        default:
-            break;
         }
     }
 }

@@ -82,6 +82,31 @@ int mq_conn_declare_consumer(struct mq_conn *m, const char *consumer_name,
                              struct strbuf *reason)
     __attribute__((warn_unused_result));
 
+/*
+ * The confirm bookkeeping of one publish, separated from the socket so it
+ * unit-tests without a broker: feed it each method frame that arrives on
+ * the channel and it says whether the publish is settled, and how.
+ */
+struct confirm_wait {
+    uint64_t tag;  /* the delivery tag of our publish */
+    bool returned; /* a basic.return arrived (the ack that follows does not
+                      make it a success) */
+};
+
+enum confirm_step {
+    CONFIRM_PENDING = 0, /* keep reading */
+    CONFIRM_ACKED,       /* settled: stored by the broker */
+    CONFIRM_RETURNED,    /* settled: acked, but no queue took it */
+    CONFIRM_NACKED,      /* settled: refused */
+    CONFIRM_CLOSED,      /* channel or connection closed under us */
+};
+
+/* One method frame: AMQP_BASIC_ACK_METHOD / NACK / RETURN / CHANNEL_CLOSE /
+ * CONNECTION_CLOSE (others are ignored).  `delivery_tag` and `multiple`
+ * come from ack/nack frames. */
+enum confirm_step confirm_on_frame(struct confirm_wait *w, uint32_t method,
+                                   uint64_t delivery_tag, bool multiple);
+
 /* The metric label of a failure: "nack", "returned", "timeout",
  * "connection". */
 const char *mq_result_label(enum mq_result r);

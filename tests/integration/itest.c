@@ -9,7 +9,11 @@
 #include "itest.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +338,85 @@ itest_request(const char *method, const char *path_and_query,
 }
 
 struct itest_resp *
+itest_raw_request(const char *bytes, size_t len, const char *label,
+                  long timeout_ms)
+{
+    struct itest_resp *resp = calloc(1, sizeof(*resp));
+    if (resp == NULL)
+        abort();
+    resp->method = xstrndup("RAW", 3);
+    resp->target = xstrndup(label, strlen(label));
+    char host[64] = "";
+    int port = 80;
+    if (sscanf(g_base_url, "http://%63[^:/]:%d", host, &port) < 1) {
+        snprintf(resp->error, sizeof(resp->error), "cannot parse %s",
+                 g_base_url);
+        return resp;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        snprintf(resp->error, sizeof(resp->error), "connect to %s:%d: %s", host,
+                 port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return resp;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    struct buf in = {0};
+    buf_add(&in, "", 0);
+    double deadline = itest_now() + (double)timeout_ms / 1000.0;
+    for (;;) {
+        double left = deadline - itest_now();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            break;
+        char chunk[4096];
+        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n <= 0)
+            break;
+        buf_add(&in, chunk, (size_t)n);
+    }
+    close(fd);
+
+    /* Status line, headers, body. */
+    long status = 0;
+    char *hdr_end = strstr(in.p, "\r\n\r\n");
+    if (sscanf(in.p, "HTTP/%*d.%*d %ld", &status) == 1 && hdr_end != NULL) {
+        resp->status = status;
+        char *line = strstr(in.p, "\r\n") + 2;
+        while (line < hdr_end) {
+            char *eol = strstr(line, "\r\n");
+            on_header(line, 1, (size_t)(eol + 2 - line), resp);
+            line = eol + 2;
+        }
+        char *body = hdr_end + 4;
+        resp->body_len = in.len - (size_t)(body - in.p);
+        resp->body = xstrndup(body, resp->body_len);
+        if (resp->body_len > 0)
+            resp->json = json_loadb(resp->body, resp->body_len,
+                                    JSON_REJECT_DUPLICATES, NULL);
+    } else {
+        snprintf(resp->error, sizeof(resp->error),
+                 "no HTTP response (%zu bytes)", in.len);
+        resp->body = xstrndup(in.p, in.len);
+        resp->body_len = in.len;
+    }
+    free(in.p);
+    return resp;
+}
+
+struct itest_resp *
 itest_requestf(const char *method, const char *api_key, const char *body,
                const char *path_fmt, ...)
 {
@@ -377,7 +460,10 @@ itest_dump(const struct itest_resp *resp)
     if (resp == NULL)
         return;
     const char *rid = itest_header(resp, "X-Request-ID");
-    fprintf(stderr, "  request:  %s %s\n", resp->method, resp->target);
+    size_t tl = strlen(resp->target);
+    fprintf(stderr, "  request:  %s %.*s%s\n", resp->method,
+            (int)(tl > 200 ? 200 : tl), resp->target,
+            tl > 200 ? "… (truncated)" : "");
     if (resp->status == 0)
         fprintf(stderr, "  failed:   %s\n", resp->error);
     else
@@ -544,6 +630,7 @@ static const struct {
     {405, "METHOD_NOT_ALLOWED"},
     {409, "CONFLICT"},
     {413, "PAYLOAD_TOO_LARGE"},
+    {414, "URI_TOO_LONG"}, /* not in §1.1's list; RFC 9110's name */
     {422, "UNPROCESSABLE_ENTITY"},
     {429, "TOO_MANY_REQUESTS"},
     {500, "INTERNAL_SERVER_ERROR"},

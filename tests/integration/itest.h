@@ -95,6 +95,16 @@ struct itest_resp *itest_request_n(const char *method,
                                    const char *api_key, const char *body,
                                    size_t body_len, const char *extra_header);
 
+/*
+ * Sends raw bytes to the host and port of FINTEGRATE_BASE_URL (http only)
+ * and reads until the server closes or timeout_ms passes: for requests
+ * libcurl will not send (a malformed request line, conflicting framing).
+ * The response is parsed into the same owned struct (status 0 when nothing
+ * parseable came back); what stands for the request in messages is label.
+ */
+struct itest_resp *itest_raw_request(const char *bytes, size_t len,
+                                     const char *label, long timeout_ms);
+
 /* printf-style path; same ownership as itest_request. */
 struct itest_resp *itest_requestf(const char *method, const char *api_key,
                                   const char *body, const char *path_fmt, ...)

@@ -3,7 +3,9 @@
  * item 6; API.md §1.1, §2): the 401 for a missing X-API-Key and the 413 for
  * a body over 64 KiB, both in the envelope and both without any worker
  * involved (the FastCGI workers are SIGSTOPped while they are asked), the
- * 64 KiB boundary, GET /health without a key, and the per-key rate limit
+ * 64 KiB boundary, the envelope on nginx's other refusals (oversized
+ * header or URI, malformed HTTP, TRACE), GET /health without a key, and the
+ * per-key rate limit
  * (429 with Retry-After; nginx is restarted with a small limit when the
  * stack's own is too high to reach, and restored afterwards).
  */
@@ -212,6 +214,93 @@ body_of_exactly_64k_is_accepted(void **state)
                  "the 64 KiB request must create its customer");
 }
 
+/* ------------------------------------------- nginx's other refusals */
+
+/*
+ * Requests nginx refuses before any location runs must still get the
+ * envelope (API.md §1.1: every response, from the app or nginx).
+ */
+static void
+oversized_header_is_400_envelope(void **state)
+{
+    (void)state;
+    size_t n = 9000; /* over one 8k large_client_header_buffers buffer */
+    char *hdr = malloc(n + 32);
+    int k = sprintf(hdr, "X-Padding: ");
+    memset(hdr + k, 'a', n);
+    hdr[k + (int)n] = '\0';
+    struct itest_resp *r = itest_request(
+        "GET",
+        "/customer/data?customer_id=2b1c1e7e-8a53-4b7a-9d8e-0c6d1f2a3b4c",
+        g_c.key, NULL, hdr);
+    itest_assert_error(r, 400, NULL);
+    itest_resp_free(r);
+    free(hdr);
+}
+
+static void
+oversized_uri_is_refused_in_the_envelope(void **state)
+{
+    (void)state;
+    size_t n = 10000;
+    char *path = malloc(n + 64);
+    int k = sprintf(path, "/customer/data?customer_id=");
+    memset(path + k, 'a', n);
+    path[k + (int)n] = '\0';
+    struct itest_resp *r = itest_request("GET", path, g_c.key, NULL, NULL);
+    /* 414 URI Too Long, or a plain 400: either, in the envelope. */
+    itest_expect(r, r->status == 414 || r->status == 400,
+                 "a 10 KB request line must be a 414 or 400");
+    itest_assert_error(r, r->status, NULL);
+    itest_resp_free(r);
+    free(path);
+}
+
+static void
+malformed_http_is_400_envelope(void **state)
+{
+    (void)state;
+    /* Each request is head + (an X-API-Key line, when keyed) + tail. */
+    static const struct {
+        const char *label, *head, *tail;
+        bool keyed;
+    } cases[] = {
+        {"garbage request line", "GARBAGE\r\n\r\n", "", false},
+        {"no Host header", "GET /health HTTP/1.1\r\n\r\n", "", false},
+        {"Content-Length and chunked",
+         "POST /customer/data HTTP/1.1\r\nHost: x\r\n",
+         "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         true},
+        {"bad Content-Length", "POST /customer/data HTTP/1.1\r\nHost: x\r\n",
+         "Content-Length: abc\r\nConnection: close\r\n\r\n", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req), "%s%s%s%s%s", cases[i].head,
+                 cases[i].keyed ? "X-API-Key: " : "",
+                 cases[i].keyed ? g_c.key : "", cases[i].keyed ? "\r\n" : "",
+                 cases[i].tail);
+        struct itest_resp *r =
+            itest_raw_request(req, strlen(req), cases[i].label, 3000);
+        itest_assert_error(r, 400, NULL);
+        itest_resp_free(r);
+    }
+}
+
+/* nginx refuses TRACE itself: still a 405 of a known path, with Allow. */
+static void
+trace_is_405_with_allow(void **state)
+{
+    (void)state;
+    struct itest_resp *r =
+        itest_request("TRACE", "/customer/data", g_c.key, NULL, NULL);
+    itest_assert_error(r, 405, NULL);
+    const char *allow = itest_header(r, "Allow");
+    itest_expect(r, allow != NULL && strstr(allow, "GET") != NULL,
+                 "a 405 must carry Allow (got %s)", allow ? allow : "<none>");
+    itest_resp_free(r);
+}
+
 /* --------------------------------------------------------------- health */
 
 static void
@@ -378,6 +467,10 @@ main(void)
             body_over_64k_is_413_from_nginx_without_a_worker, resume_teardown),
         cmocka_unit_test(body_of_exactly_64k_is_accepted),
         cmocka_unit_test(health_without_key),
+        cmocka_unit_test(oversized_header_is_400_envelope),
+        cmocka_unit_test(oversized_uri_is_refused_in_the_envelope),
+        cmocka_unit_test(malformed_http_is_400_envelope),
+        cmocka_unit_test(trace_is_405_with_allow),
         cmocka_unit_test_teardown(rate_limit_per_key_is_429_with_retry_after,
                                   restore_nginx_teardown),
     };

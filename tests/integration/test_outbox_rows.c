@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct itest_consumer g_c;
 
@@ -689,6 +690,131 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
         event_row_free(&ev[i]);
 }
 
+/* Several clients delete the same customer at once: exactly one wins. */
+struct deleter {
+    const char *id;
+    pthread_barrier_t *go;
+    long status;
+};
+
+static void *
+delete_thread(void *arg)
+{
+    struct deleter *d = arg;
+    pthread_barrier_wait(d->go);
+    struct itest_resp *r = delete_customer(g_c.key, d->id);
+    d->status = r->status;
+    itest_resp_free(r);
+    itest_thread_done();
+    return NULL;
+}
+
+static void
+concurrent_deletes_one_wins(void **state)
+{
+    (void)state;
+    char id[37], name[96];
+    itest_unique(name, sizeof(name), "delrace");
+    itest_create_customer(g_c.key, name, id);
+
+    enum { N = 6 };
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    struct deleter d[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        d[i] = (struct deleter){.id = id, .go = &go};
+        pthread_create(&th[i], NULL, delete_thread, &d[i]);
+    }
+    int ok = 0, not_found = 0;
+    long other = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (d[i].status == 200)
+            ok++;
+        else if (d[i].status == 404)
+            not_found++;
+        else
+            other = d[i].status;
+    }
+    pthread_barrier_destroy(&go);
+    itest_expect(NULL, ok == 1 && not_found == N - 1,
+                 "%d concurrent deletes: %d answered 200, %d 404, other %ld; "
+                 "exactly one may win",
+                 N, ok, not_found, other);
+    itest_expect(NULL,
+                 itest_sql_long("SELECT count(*) FROM customer_events WHERE "
+                                "customer_id = $1 AND event_type = "
+                                "'customer_deletion'",
+                                id) == 1,
+                 "exactly one deletion event");
+}
+
+/* Status changes racing a delete: nothing happens to a deleted customer. */
+static void *
+toggle_until_gone(void *arg)
+{
+    struct toggler *t = arg;
+    for (int i = 0; i < 200; i++) {
+        const char *st = (i % 2 == 0) ? "INACTIVE" : "ACTIVE";
+        struct itest_resp *r = change_status(g_c.key, t->id, st);
+        long code = r->status;
+        itest_resp_free(r);
+        if (code == 200)
+            t->ok++;
+        else if (code == 409)
+            t->conflict++;
+        else if (code == 404)
+            break; /* deleted */
+        else {
+            t->other++;
+            t->other_status = code;
+        }
+    }
+    itest_thread_done();
+    return NULL;
+}
+
+static void
+status_changes_racing_a_delete(void **state)
+{
+    (void)state;
+    char id[37], name[96];
+    itest_unique(name, sizeof(name), "patchdel");
+    itest_create_customer(g_c.key, name, id);
+    struct toggler t[2] = {{.id = id}, {.id = id}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, toggle_until_gone, &t[i]);
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    struct itest_resp *r = delete_customer(g_c.key, id);
+    itest_assert_envelope(r, 200);
+    itest_resp_free(r);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    itest_expect(NULL, t[0].other + t[1].other == 0,
+                 "status changes racing a delete answered HTTP %ld",
+                 t[0].other ? t[0].other_status : t[1].other_status);
+
+    struct event_row ev[512] = {0};
+    int n = events_of(id, ev, 512);
+    int ok = t[0].ok + t[1].ok;
+    itest_expect(NULL, n == ok + 2,
+                 "%d events for 1 create + %d status changes + 1 delete", n,
+                 ok);
+    for (int i = 0; i < n && i < 512; i++)
+        itest_expect(NULL, ev[i].sequence == i + 1,
+                     "sequence must be gapless (position %d has %ld)", i + 1,
+                     ev[i].sequence);
+    if (n >= 2 && n <= 512)
+        itest_expect(
+            NULL, strcmp(ev[n - 1].event_type, "customer_deletion") == 0,
+            "the deletion must be the last event, is %s", ev[n - 1].event_type);
+    for (int i = 0; i < n && i < 512; i++)
+        event_row_free(&ev[i]);
+}
+
 int
 main(void)
 {
@@ -701,6 +827,8 @@ main(void)
         cmocka_unit_test_teardown(failed_event_insert_rolls_back_the_change,
                                   remove_poison),
         cmocka_unit_test(concurrent_changes_keep_one_gapless_sequence),
+        cmocka_unit_test(concurrent_deletes_one_wins),
+        cmocka_unit_test(status_changes_racing_a_delete),
     };
     return cmocka_run_group_tests_name("outbox_rows", tests, setup,
                                        itest_group_teardown);

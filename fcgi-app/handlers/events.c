@@ -4,6 +4,7 @@
  */
 #include "handler.h"
 #include "../db/events_db.h"
+#include "../metrics/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,9 @@ events_confirm_delivery(struct ctx *c, json_t **data, struct app_err *err)
     }
     if (db_commit(c->db, err) < 0)
         goto fail;
+    metrics_confirm(cf.status);
+    if (first)
+        metrics_delivery_lag(lag);
     return 200;
 fail:
     if (err->status == 422 && cf.received_at != NULL)

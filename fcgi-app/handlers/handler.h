@@ -72,6 +72,8 @@ int events_health(struct ctx *c, json_t **data, struct app_err *err);
 int events_confirm_delivery(struct ctx *c, json_t **data,
                             struct app_err *err);
 int health_get(struct ctx *c, json_t **data, struct app_err *err);
+/* *data is a JSON string holding the exposition text (ROUTE_RAW). */
+int metrics_get(struct ctx *c, json_t **data, struct app_err *err);
 
 /* Shared by the consumer and key handlers (consumers.c). */
 /* Appends an event of the system consumer (no customer). */

@@ -61,6 +61,23 @@ envelope_render(const struct envelope *env, struct strbuf *out)
 }
 
 long
+envelope_send_text(const char *content_type, const char *body, size_t len,
+                   const char *request_id, FCGX_Stream *stream)
+{
+    struct strbuf sb = STRBUF_INIT;
+    sb_printf(&sb, "Status: 200 OK\r\nContent-Type: %s\r\n", content_type);
+    if (request_id && request_id[0])
+        sb_printf(&sb, "X-Request-ID: %s\r\n", request_id);
+    sb_printf(&sb, "Content-Length: %zu\r\n\r\n", len);
+    sb_append(&sb, body, len);
+    long n = sb.oom ? -1 : (long)len;
+    if (n >= 0 && sb.len <= (size_t)__INT_MAX__)
+        FCGX_PutStr(sb_str(&sb), (int)sb.len, stream);
+    sb_free(&sb);
+    return n;
+}
+
+long
 envelope_send(const struct envelope *env, FCGX_Stream *stream)
 {
     struct strbuf sb = STRBUF_INIT;

@@ -33,4 +33,9 @@ long envelope_render(const struct envelope *env, struct strbuf *out);
 /* Renders and writes `env` to `stream`.  Returns the body length or -1. */
 long envelope_send(const struct envelope *env, FCGX_Stream *stream);
 
+/* The one exception to the envelope: a 200 text body of `content_type`
+ * (GET /metrics).  Returns the body length or -1. */
+long envelope_send_text(const char *content_type, const char *body, size_t len,
+                        const char *request_id, FCGX_Stream *stream);
+
 #endif

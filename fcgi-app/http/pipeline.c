@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../core/strbuf.h"
 #include "../handlers/handler.h"
+#include "../metrics/metrics.h"
 #include "auth.h"
 #include "envelope.h"
 #include "request.h"
@@ -134,17 +135,25 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
     if (status >= 400 && err.msg == NULL)
         err_set(&err, status, "The request failed");
 
-    struct envelope env = {
-        .status = status,
-        .data = data,
-        .message = err.msg,
-        .request_id = req.request_id,
-        .allow = status == 405 ? sb_str(&allow) : NULL,
-    };
-    envelope_send(&env, fcgx->out);
+    if (status < 400 && route != NULL && (route->flags & ROUTE_RAW)) {
+        envelope_send_text("text/plain; version=0.0.4; charset=utf-8",
+                           json_string_value(data), json_string_length(data),
+                           req.request_id, fcgx->out);
+    } else {
+        struct envelope env = {
+            .status = status,
+            .data = data,
+            .message = err.msg,
+            .request_id = req.request_id,
+            .allow = status == 405 ? sb_str(&allow) : NULL,
+        };
+        envelope_send(&env, fcgx->out);
+    }
 
     /* One line per request; never the key, never the query string. */
     double ms = elapsed_ms(&req.started);
+    metrics_request(route ? (int)(route - routes) : -1, req.method, status,
+                    ms / 1e3);
     const char *route_name = route ? route->path : "-";
     if (status >= 500)
         log_error("request rid=%s method=%s route=%s status=%d ms=%.2f "

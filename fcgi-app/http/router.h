@@ -6,6 +6,8 @@
  *   ROUTE_PUBLIC  no X-API-Key needed (health, metrics, openapi)
  *   ROUTE_ADMIN   only the system consumer (administrator); others get 403
  *   ROUTE_NO_INPUT  the handler takes no input; query and body are ignored
+ *   ROUTE_RAW     success is plain text, not the envelope: the handler's
+ *                 data is a JSON string, written as text/plain (/metrics)
  */
 #ifndef FI_ROUTER_H
 #define FI_ROUTER_H
@@ -28,6 +30,7 @@ enum route_flags {
     ROUTE_PUBLIC = 1u << 0,
     ROUTE_ADMIN = 1u << 1,
     ROUTE_NO_INPUT = 1u << 2,
+    ROUTE_RAW = 1u << 3,
 };
 
 struct route {

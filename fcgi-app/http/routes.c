@@ -163,6 +163,8 @@ static const struct field_spec customer_status_fields[] = {
 
 const struct route routes[] = {
     {"GET", "/health", health_get, ROUTE_PUBLIC | ROUTE_NO_INPUT, NULL},
+    {"GET", "/metrics", metrics_get, ROUTE_PUBLIC | ROUTE_NO_INPUT | ROUTE_RAW,
+     NULL},
     {"POST", "/customer/data", customers_create, 0, customer_create_fields},
     {"GET", "/customer/data", customers_get, 0, customer_id_fields},
     {"DELETE", "/customer/data", customers_delete, 0, customer_id_fields},

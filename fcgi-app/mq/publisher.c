@@ -5,6 +5,7 @@
 #include "../core/log.h"
 #include "../db/consumers_db.h"
 #include "../db/outbox_db.h"
+#include "../metrics/metrics.h"
 
 #include <string.h>
 #include <time.h>
@@ -217,6 +218,12 @@ publisher_publish(struct publisher *p, struct db *db, const char *event_id,
         else
             breaker_success(&p->breaker);
     }
+
+    metrics_breaker_state((int)p->breaker.state);
+    if (out == PUBLISH_OK)
+        metrics_published();
+    else
+        metrics_publish_failed(publish_outcome_label(out));
 
     const char *why = out == PUBLISH_OK ? NULL : sb_str(reason);
     int rc = redeliver ? outbox_db_record_redeliver(db, event_id, why, &err)

@@ -3,6 +3,7 @@
  */
 #include "master.h"
 #include "../core/log.h"
+#include "../metrics/metrics.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -115,7 +116,7 @@ spawn_one(struct master *m)
     if (pid == 0) {
         close(sig_pipe[0]);
         close(sig_pipe[1]);
-        worker_main(m->cfg, m->listen_fd);
+        worker_main(m->cfg, m->listen_fd, slot);
     }
     m->children[slot].pid = pid;
     m->children[slot].retiring = false;
@@ -175,8 +176,10 @@ reap(struct master *m)
                      WIFSIGNALED(status) ? "killed by signal" : "exited with",
                      WIFSIGNALED(status) ? WTERMSIG(status)
                                          : WEXITSTATUS(status));
+        metrics_clear_slot((size_t)(c - m->children));
         if (!c->retiring && !m->stopping) {
             m->restarts++;
+            metrics_worker_restart();
             if (abnormal)
                 note_crash(m);
         }
@@ -241,8 +244,10 @@ master_run(const struct config *cfg, int listen_fd)
 {
     struct master m = {.cfg = cfg, .listen_fd = listen_fd};
     m.cap = (size_t)cfg->workers * 3; /* room for a roll in progress */
+    if (m.cap > METRICS_MAX_SLOTS)
+        m.cap = METRICS_MAX_SLOTS;
     m.children = calloc(m.cap, sizeof *m.children);
-    if (m.children == NULL || install_signals() < 0) {
+    if (m.children == NULL || install_signals() < 0 || metrics_init() < 0) {
         log_error("master: cannot start: %s", strerror(errno));
         free(m.children);
         return 1;

@@ -5,6 +5,7 @@
 #include "../core/log.h"
 #include "../db/db.h"
 #include "../http/pipeline.h"
+#include "../metrics/metrics.h"
 #include "../mq/publisher.h"
 
 #include <errno.h>
@@ -62,7 +63,7 @@ wait_readable(int fd)
 }
 
 _Noreturn void
-worker_main(const struct config *cfg, int listen_fd)
+worker_main(const struct config *cfg, int listen_fd, size_t slot)
 {
     sigset_t stop_set;
     struct db db;
@@ -73,6 +74,7 @@ worker_main(const struct config *cfg, int listen_fd)
     if (getppid() == 1)
         _exit(0); /* the master died before we got here */
     install_signals(&stop_set);
+    metrics_set_slot(slot);
 
     if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgx, listen_fd,
                                              FCGI_FAIL_ACCEPT_ON_INTR) != 0) {

@@ -13,7 +13,11 @@
 
 #include "../core/config.h"
 
+#include <stddef.h>
+
 /* Never returns; exits the process. */
-_Noreturn void worker_main(const struct config *cfg, int listen_fd);
+/* `slot` is the worker's index in the master's table (its metrics slot). */
+_Noreturn void worker_main(const struct config *cfg, int listen_fd,
+                           size_t slot);
 
 #endif

@@ -31,6 +31,7 @@
 static _Thread_local CURL *t_curl;
 static _Thread_local long t_timeout_ms = 15000;
 static const char *g_base_url;
+static volatile int g_any_failure;
 static const char *g_db_url;
 static const char *g_admin_key;
 static bool g_initialised;
@@ -86,6 +87,16 @@ const char *
 itest_base_url(void)
 {
     return g_base_url;
+}
+
+int
+itest_exit(int failures)
+{
+    if (g_any_failure) {
+        fflush(NULL);
+        _exit(failures ? failures : 1);
+    }
+    return failures;
 }
 
 int
@@ -580,6 +591,7 @@ vfail(const char *file, int line, const struct itest_resp *resp,
     itest_dump(resp);
     fflush(stderr);
     print_error("%s:%d: %s\n", file, line, msg);
+    g_any_failure = 1;
     _fail(file, line);
     abort(); /* not reached: _fail longjmps out of the test */
 }

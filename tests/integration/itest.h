@@ -51,6 +51,15 @@ const char *itest_env(const char *name);
 const char *itest_admin_key(void);
 const char *itest_base_url(void);
 
+/*
+ * Ends main: returns failures (cmocka's count) for `return itest_exit(...)`.
+ * When an assertion has failed, what the aborted test had allocated is
+ * lost by design (cmocka longjmps out of it), so the process ends with
+ * _exit and LeakSanitizer reports nothing that would distract from the
+ * failure; a clean run still gets the full leak check.
+ */
+int itest_exit(int failures);
+
 /* Group setup/teardown usable directly in cmocka_run_group_tests. */
 int itest_group_setup(void **state);
 int itest_group_teardown(void **state);

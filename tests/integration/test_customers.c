@@ -977,6 +977,6 @@ main(void)
         cmocka_unit_test(change_status_validation),
         cmocka_unit_test(change_status_unknown_customer_404),
     };
-    return cmocka_run_group_tests_name("customers", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("customers", tests, setup,
+                                                  itest_group_teardown));
 }

@@ -474,6 +474,6 @@ main(void)
         cmocka_unit_test_teardown(rate_limit_per_key_is_429_with_retry_after,
                                   restore_nginx_teardown),
     };
-    return cmocka_run_group_tests_name("nginx", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("nginx", tests, setup,
+                                                  itest_group_teardown));
 }

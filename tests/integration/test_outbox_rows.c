@@ -830,6 +830,6 @@ main(void)
         cmocka_unit_test(concurrent_deletes_one_wins),
         cmocka_unit_test(status_changes_racing_a_delete),
     };
-    return cmocka_run_group_tests_name("outbox_rows", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("outbox_rows", tests, setup,
+                                                  itest_group_teardown));
 }

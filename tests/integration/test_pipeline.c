@@ -1028,6 +1028,6 @@ main(void)
         cmocka_unit_test(one_log_line_per_request_and_never_a_key),
         cmocka_unit_test(key_and_consumer_changes_take_effect_within_5s),
     };
-    return cmocka_run_group_tests_name("pipeline", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("pipeline", tests, setup,
+                                                  itest_group_teardown));
 }

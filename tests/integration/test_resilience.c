@@ -588,6 +588,6 @@ main(void)
         cmocka_unit_test_teardown(postgres_restart_503_then_recovery_within_5s,
                                   restart_pg_teardown),
     };
-    return cmocka_run_group_tests_name("resilience", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("resilience", tests, setup,
+                                                  itest_group_teardown));
 }

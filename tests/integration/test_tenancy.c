@@ -316,6 +316,6 @@ main(void)
         cmocka_unit_test(admin_customers_belong_to_the_system_consumer),
         cmocka_unit_test(each_consumer_sees_only_its_own),
     };
-    return cmocka_run_group_tests_name("tenancy", tests, setup,
-                                       itest_group_teardown);
+    return itest_exit(cmocka_run_group_tests_name("tenancy", tests, setup,
+                                                  itest_group_teardown));
 }

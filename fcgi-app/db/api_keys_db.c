@@ -50,9 +50,5 @@ api_keys_db_mark_expired(struct db *db, const char *hash_hex,
                          struct app_err *err)
 {
     const char *p[] = {hash_hex};
-    PGresult *res = db_exec(db, &api_keys_mark_expired, p, err);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
+    return db_exec_command(db, &api_keys_mark_expired, p, err);
 }

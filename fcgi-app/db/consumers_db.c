@@ -122,12 +122,7 @@ consumers_db_set_status(struct db *db, const char *consumer_id,
                         struct app_err *err)
 {
     const char *p[] = {consumer_id, status};
-    PGresult *res = db_exec(db, &consumers_set_status, p, err);
-    if (res == NULL)
-        return -1;
-    copy(updated_at, 40, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    return db_exec_value(db, &consumers_set_status, p, updated_at, 40, err);
 }
 
 int
@@ -180,12 +175,7 @@ keys_db_insert(struct db *db, const char *consumer_id, const char *hash,
                struct app_err *err)
 {
     const char *p[] = {consumer_id, hash, prefix, seconds};
-    PGresult *res = db_exec(db, &keys_insert, p, err);
-    if (res == NULL)
-        return -1;
-    copy(expires_at, 40, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    return db_exec_value(db, &keys_insert, p, expires_at, 40, err);
 }
 
 int
@@ -193,11 +183,7 @@ keys_db_set_status(struct db *db, const char *hash, const char *status,
                    struct app_err *err)
 {
     const char *p[] = {hash, status};
-    PGresult *res = db_exec(db, &keys_set_status, p, err);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
+    return db_exec_command(db, &keys_set_status, p, err);
 }
 
 int
@@ -205,11 +191,10 @@ keys_db_count_usable(struct db *db, const char *consumer_id, long *n,
                      struct app_err *err)
 {
     const char *p[] = {consumer_id};
-    PGresult *res = db_exec(db, &keys_count_usable, p, err);
-    if (res == NULL)
+    char count[24];
+    if (db_exec_value(db, &keys_count_usable, p, count, sizeof count, err) < 0)
         return -1;
-    *n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
+    *n = strtol(count, NULL, 10);
     return 0;
 }
 

@@ -136,23 +136,14 @@ customers_db_set_status(struct db *db, const char *customer_id,
                         struct app_err *err)
 {
     const char *p[] = {customer_id, status};
-    PGresult *res = db_exec(db, &customers_set_status, p, err);
-    if (res == NULL)
-        return -1;
-    copy(updated_at, 40, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    return db_exec_value(db, &customers_set_status, p, updated_at, 40, err);
 }
 
 int
 customers_db_touch(struct db *db, const char *customer_id, struct app_err *err)
 {
     const char *p[] = {customer_id};
-    PGresult *res = db_exec(db, &customers_touch, p, err);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
+    return db_exec_command(db, &customers_touch, p, err);
 }
 
 int
@@ -160,10 +151,5 @@ customers_db_delete(struct db *db, const char *customer_id, char deleted_at[40],
                     struct app_err *err)
 {
     const char *p[] = {customer_id};
-    PGresult *res = db_exec(db, &customers_delete, p, err);
-    if (res == NULL)
-        return -1;
-    copy(deleted_at, 40, PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    return db_exec_value(db, &customers_delete, p, deleted_at, 40, err);
 }

@@ -195,6 +195,43 @@ db_exec(struct db *db, struct db_stmt *st, const char *const *params,
     return res;
 }
 
+int
+db_exec_command(struct db *db, struct db_stmt *st, const char *const *params,
+                struct app_err *err)
+{
+    PGresult *res = db_exec(db, st, params, err);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+int
+db_exec_value(struct db *db, struct db_stmt *st, const char *const *params,
+              char *out, size_t outlen, struct app_err *err)
+{
+    PGresult *res = db_exec(db, st, params, err);
+    if (res == NULL)
+        return -1;
+    snprintf(out, outlen, "%s",
+             PQntuples(res) > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0)
+                                                       : "");
+    PQclear(res);
+    return 0;
+}
+
+int
+db_exec_changed(struct db *db, struct db_stmt *st, const char *const *params,
+                bool *changed, struct app_err *err)
+{
+    PGresult *res = db_exec(db, st, params, err);
+    if (res == NULL)
+        return -1;
+    *changed = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    return 0;
+}
+
 static int
 db_simple(struct db *db, const char *sql, struct app_err *err)
 {

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct db {
     PGconn *conn;     /* NULL until connected */
@@ -57,6 +58,22 @@ int db_ensure(struct db *db, struct app_err *err)
 PGresult *db_exec(struct db *db, struct db_stmt *st,
                   const char *const *params, struct app_err *err)
     __attribute__((warn_unused_result));
+
+/* Runs a statement whose result only matters as success or failure. */
+int db_exec_command(struct db *db, struct db_stmt *st,
+                    const char *const *params, struct app_err *err)
+    __attribute__((warn_unused_result));
+
+/* Runs a statement and copies the first column of its first row into
+ * out[outlen] ("" when it returned no row).  0 ok, -1 with err. */
+int db_exec_value(struct db *db, struct db_stmt *st, const char *const *params,
+                  char *out, size_t outlen, struct app_err *err)
+    __attribute__((warn_unused_result));
+
+/* Runs a one-row change; *changed says whether a row was affected. */
+int db_exec_changed(struct db *db, struct db_stmt *st,
+                    const char *const *params, bool *changed,
+                    struct app_err *err) __attribute__((warn_unused_result));
 
 int db_begin(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));

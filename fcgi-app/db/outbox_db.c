@@ -103,11 +103,7 @@ record(struct db *db, struct db_stmt *st, const char *event_id,
        const char *reason, struct app_err *err)
 {
     const char *p[] = {event_id, reason};
-    PGresult *res = db_exec(db, st, p, err);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
+    return db_exec_command(db, st, p, err);
 }
 
 int
@@ -175,10 +171,8 @@ outbox_db_append(struct db *db, const struct event_new *ev, char event_id[37],
     const char *ins[] = {event_id,       ev->customer_id,    ev->consumer_id,
                          ev->event_type, ev->source_service, seq_text,
                          payload,        ev->request_id,     created_at};
-    PGresult *r2 = db_exec(db, &outbox_insert, ins, err);
-    if (r2 == NULL)
+    if (db_exec_command(db, &outbox_insert, ins, err) < 0)
         goto out;
-    PQclear(r2);
     rc = 0;
 out:
     PQclear(res);

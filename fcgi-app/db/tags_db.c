@@ -66,12 +66,9 @@ tags_db_insert(struct db *db, const char *customer_id, const json_t *tags,
         return -1;
     }
     const char *p[] = {customer_id, text};
-    PGresult *res = db_exec(db, &tags_insert, p, err);
+    int rc = db_exec_command(db, &tags_insert, p, err);
     free(text);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-    return 0;
+    return rc;
 }
 
 int
@@ -95,25 +92,12 @@ tags_db_get(struct db *db, const char *customer_id, const char *owner,
     return rc;
 }
 
-/* Runs a one-row change and reports whether a row was touched. */
-static int
-change(struct db *db, struct db_stmt *st, const char *const *p, bool *found,
-       struct app_err *err)
-{
-    PGresult *res = db_exec(db, st, p, err);
-    if (res == NULL)
-        return -1;
-    *found = strcmp(PQcmdTuples(res), "0") != 0;
-    PQclear(res);
-    return 0;
-}
-
 int
 tags_db_delete(struct db *db, const char *customer_id, const char *tag_key,
                bool *found, struct app_err *err)
 {
     const char *p[] = {customer_id, tag_key};
-    return change(db, &tags_delete, p, found, err);
+    return db_exec_changed(db, &tags_delete, p, found, err);
 }
 
 int
@@ -121,7 +105,7 @@ tags_db_rename(struct db *db, const char *customer_id, const char *tag_key,
                const char *new_key, bool *found, struct app_err *err)
 {
     const char *p[] = {customer_id, tag_key, new_key};
-    return change(db, &tags_rename, p, found, err);
+    return db_exec_changed(db, &tags_rename, p, found, err);
 }
 
 int
@@ -129,5 +113,5 @@ tags_db_set_value(struct db *db, const char *customer_id, const char *tag_key,
                   const char *value, bool *found, struct app_err *err)
 {
     const char *p[] = {customer_id, tag_key, value};
-    return change(db, &tags_set_value, p, found, err);
+    return db_exec_changed(db, &tags_set_value, p, found, err);
 }

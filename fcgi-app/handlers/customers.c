@@ -22,6 +22,20 @@ not_found(const char *customer_id, struct app_err *err)
     return 404;
 }
 
+int
+customer_begin_locked(struct ctx *c, const char *customer_id,
+                      struct customer *cu, struct app_err *err)
+{
+    if (db_begin(c->db, err) < 0 ||
+        customers_db_lock(c->db, customer_id, ctx_owner_filter(c), cu, err) < 0)
+        return -1;
+    if (!cu->found) {
+        not_found(customer_id, err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Appends the event for `customer` to the outbox. */
 static int
 append_event(struct ctx *c, const struct customer *customer,
@@ -115,13 +129,8 @@ customers_delete(struct ctx *c, json_t **data, struct app_err *err)
     char event_id[37], deleted_at[40];
     const char *id = ctx_str(c, "customer_id");
 
-    if (db_begin(c->db, err) < 0 ||
-        customers_db_lock(c->db, id, ctx_owner_filter(c), &cu, err) < 0)
+    if (customer_begin_locked(c, id, &cu, err) < 0)
         goto fail;
-    if (!cu.found) {
-        not_found(id, err);
-        goto fail;
-    }
     ev_data = json_pack("{s:s, s:s, s:s}", "customer_id", cu.customer_id,
                         "name", cu.name, "status", cu.status);
     if (append_event(c, &cu, "customer_deletion", ev_data, event_id, err) < 0 ||
@@ -150,13 +159,8 @@ customers_change_status(struct ctx *c, json_t **data, struct app_err *err)
     const char *id = ctx_str(c, "customer_id");
     const char *status = ctx_str(c, "status");
 
-    if (db_begin(c->db, err) < 0 ||
-        customers_db_lock(c->db, id, ctx_owner_filter(c), &cu, err) < 0)
+    if (customer_begin_locked(c, id, &cu, err) < 0)
         goto fail;
-    if (!cu.found) {
-        not_found(id, err);
-        goto fail;
-    }
     if (strcmp(cu.status, status) == 0) {
         err_set(err, 409, "Customer %s is already %s", cu.customer_id, status);
         goto fail;

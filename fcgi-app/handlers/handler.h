@@ -75,6 +75,15 @@ int health_get(struct ctx *c, json_t **data, struct app_err *err);
 /* *data is a JSON string holding the exposition text (ROUTE_RAW). */
 int metrics_get(struct ctx *c, json_t **data, struct app_err *err);
 
+/* Shared by the customer and tag handlers (customers.c): begins a
+ * transaction and row-locks the caller's customer; 404 when it is not
+ * found (or not the caller's).  On -1 the transaction is still open: the
+ * caller rolls back. */
+struct customer;
+int customer_begin_locked(struct ctx *c, const char *customer_id,
+                          struct customer *cu, struct app_err *err)
+    __attribute__((warn_unused_result));
+
 /* Shared by the consumer and key handlers (consumers.c). */
 /* Appends an event of the system consumer (no customer). */
 int system_event(struct ctx *c, const char *event_type, json_t *data,

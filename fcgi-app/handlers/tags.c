@@ -35,13 +35,8 @@ tag_change(struct ctx *c, const char *operation, tag_apply_fn apply,
     char event_id[37];
     const char *id = ctx_str(c, "customer_id");
 
-    if (db_begin(c->db, err) < 0 ||
-        customers_db_lock(c->db, id, ctx_owner_filter(c), &cu, err) < 0)
+    if (customer_begin_locked(c, id, &cu, err) < 0)
         goto fail;
-    if (!cu.found) {
-        err_set(err, 404, "Customer %s not found", id);
-        goto fail;
-    }
     if (tags_db_all(c->db, cu.customer_id, &before, err) < 0)
         goto fail;
     ev = json_pack("{s:s, s:s}", "customer_id", cu.customer_id, "operation",

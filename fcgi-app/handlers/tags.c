@@ -148,7 +148,8 @@ tags_add(struct ctx *c, json_t **data, struct app_err *err)
             }
     if (err->status)
         return err->status;
-    return tag_change(c, "tags_added", apply_add, data, err);
+    int status = tag_change(c, "tags_added", apply_add, data, err);
+    return status == 200 ? 201 : status; /* it creates tags (API.md §6) */
 }
 
 /* GET /customer/tag-value ------------------------------------------------- */

@@ -28,8 +28,39 @@ if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
 fi
 filtered=()
 for p in "${missing[@]}"; do [ -n "$p" ] && filtered+=("$p"); done
+# The API and deployment checks of `make test` (tests/api, tests/config) run
+# pinned npm tools (package-lock.json) under Node.js: Debian's nodejs and npm
+# when the machine has no node/npm of its own (a NodeSource nodejs ships npm
+# inside; Debian's npm package would conflict with it).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    command -v node >/dev/null 2>&1 || filtered+=(nodejs)
+    command -v npm >/dev/null 2>&1 || filtered+=(npm)
+fi
+
+# promtool (the Prometheus config, rules and /metrics checks) without the
+# ~300 MB `prometheus` package: only its binary, from the .deb.
+install_promtool() {
+    local tmp
+    command -v promtool >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: promtool is missing (run as root to install it)" >&2
+        return 1
+    fi
+    echo "install-deps: installing promtool (from Debian's prometheus package) into /usr/local/bin"
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+          dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool &&
+          install -m 0755 usr/bin/promtool /usr/local/bin/promtool); then
+        rm -rf "$tmp"
+        echo "install-deps: could not install promtool" >&2
+        return 1
+    fi
+    rm -rf "$tmp"
+}
 
 if [ ${#filtered[@]} -eq 0 ]; then
+    install_promtool
     exit 0
 fi
 
@@ -50,4 +81,5 @@ for svc in rabbitmq-server nginx postgresql; do
     fi
 done
 pkill -x epmd 2>/dev/null || true
+install_promtool
 echo "install-deps: done"

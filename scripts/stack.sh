@@ -586,6 +586,15 @@ nginx_render() {
     for f in "$FINTEGRATE_CHECKOUT"/nginx/conf.d/*.conf; do
         render "$f" "$RUN/nginx/conf.d/$(basename "$f")"
     done
+    # GET /openapi.json and /openapi.yaml: nginx (www-data) serves copies
+    # from the run directory, reachable even when the checkout is not.
+    mkdir -p "$RUN/nginx/openapi"
+    chmod 0755 "$RUN/nginx" "$RUN/nginx/openapi"
+    for f in openapi.json openapi.yaml; do
+        if [ -f "$FINTEGRATE_CHECKOUT/docs/$f" ]; then
+            install -m 0644 "$FINTEGRATE_CHECKOUT/docs/$f" "$RUN/nginx/openapi/$f"
+        fi
+    done
 }
 
 nginx_cmd() {

@@ -11,6 +11,13 @@
 #      FINTEGRATE_AMQP_URL, FINTEGRATE_AMQP_MGMT_PORT, FINTEGRATE_CHECKOUT and
 #      the rest of scripts/env.sh's variables), so that a test may call
 #      scripts/stack.sh pg-stop|pg-start|broker-stop|broker-start|app-reload.
+#   4. the API and deployment checks (tests/api/test_*, tests/config/test_*:
+#      OpenAPI lint, the live contract check, the Postman collection under
+#      newman, the docker-compose/Prometheus/Grafana files) against the same
+#      stack, with the pinned npm tools of package-lock.json (tests/api/
+#      npm_ci.sh installs them into node_modules/ when they changed).  Without
+#      node/npm these are skipped with a message (scripts/install-deps.sh
+#      installs them).
 # Every binary runs even when an earlier one failed; the exit status is
 # non-zero when anything failed.
 #
@@ -121,9 +128,11 @@ run_binary() {
     set -e
     secs=$(( (${EPOCHREALTIME/./} - start) / 100000 ))
     secs="$((secs / 10)).$((secs % 10))"
-    n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    n=$(sed -n -e 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' \
+        -e 's/^\([0-9][0-9]*\) passed, [0-9][0-9]* failed$/\1/p' "$log" | tail -n 1)
     TESTS_PASSED=$((TESTS_PASSED + ${n:-0}))
-    n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    n=$(sed -n -e 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' \
+        -e 's/^[0-9][0-9]* passed, \([0-9][0-9]*\) failed$/\1/p' "$log" | tail -n 1)
     TESTS_FAILED=$((TESTS_FAILED + ${n:-0}))
     if [ "$rc" = 0 ]; then
         printf -- '--- PASS %s %s (%ss)\n' "$kind" "$name" "$secs"
@@ -191,6 +200,24 @@ start_stack() {
     grep '^stack:' "$LOG_DIR/stack-up.log" >&2 || true
 }
 
+# run_api_checks — tests/api/test_* and tests/config/test_* (scripts, run
+# like the binaries) with the pinned npm tools; skipped only without npm.
+run_api_checks() {
+    local rc=0
+    printf '\n=== npm tools (tests/api/npm_ci.sh)\n'
+    "$CHECKOUT/tests/api/npm_ci.sh" || rc=$?
+    if [ "$rc" = 3 ]; then
+        say "SKIPPED the API and deployment checks: node/npm not installed (scripts/install-deps.sh installs them)"
+        return 0
+    elif [ "$rc" != 0 ]; then
+        printf -- '--- FAIL api npm ci (exit %s)\n' "$rc"
+        FAILED+=("api/npm-ci")
+        return 0
+    fi
+    run_all api "$CHECKOUT/tests/api"
+    run_all config "$CHECKOUT/tests/config"
+}
+
 main() {
     local tests_dir=${FINTEGRATE_TEST_BIN_DIR:-$CHECKOUT/build/release/tests}
     local unit_dir=$tests_dir/unit itest_dir=$tests_dir/integration f
@@ -223,6 +250,7 @@ main() {
         for f in "${itests[@]}"; do
             run_binary integration "$f"
         done
+        run_api_checks
     fi
 
     echo

@@ -46,7 +46,7 @@ ITEST_LIB := $(BUILD)/tests/integration/itest.o
 
 all: build
 
-build: bin/fintegrate-fcgi
+build: bin/fintegrate-fcgi bin/fintegrate-consumer
 
 deps:
 	@scripts/install-deps.sh
@@ -91,7 +91,9 @@ stop:
 test: deps
 	@$(MAKE) --no-print-directory build tests
 	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests \
-	    FINTEGRATE_FCGI_BIN=$(CURDIR)/$(BUILD)/fintegrate-fcgi scripts/test.sh
+	    FINTEGRATE_FCGI_BIN=$(CURDIR)/$(BUILD)/fintegrate-fcgi \
+	    FINTEGRATE_CONSUMER_BIN=$(CURDIR)/$(BUILD)/fintegrate-consumer \
+	    scripts/test.sh
 
 unit: build $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t; done
@@ -121,3 +123,31 @@ clean:
 	rm -rf build bin
 
 -include $(APP_OBJ:.o=.d)
+
+# ---- consumer program (issue 6) ---------------------------------------------
+# bin/fintegrate-consumer from consumer/*.c plus the fcgi-app/core objects it
+# reuses; its unit tests (test_reorder, test_consumer_*) link consumer/ minus
+# main.o on top of the service's objects.
+CONSUMER_SRC      := $(sort $(wildcard consumer/*.c))
+CONSUMER_OBJ      := $(CONSUMER_SRC:%.c=$(BUILD)/%.o)
+CONSUMER_LIB_OBJ  := $(filter-out $(BUILD)/consumer/main.o,$(CONSUMER_OBJ))
+CONSUMER_CORE_OBJ := $(addprefix $(BUILD)/fcgi-app/core/,log.o strbuf.o text.o)
+CONSUMER_LIBS     := $(PKG_LIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
+CONSUMER_UNIT_BIN := $(addprefix $(BUILD)/tests/unit/,test_reorder \
+                     $(notdir $(basename $(wildcard tests/unit/test_consumer_*.c))))
+
+$(BUILD)/fintegrate-consumer: $(CONSUMER_OBJ) $(CONSUMER_CORE_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CONSUMER_LIBS) $(LDLIBS)
+
+bin/fintegrate-consumer: $(BUILD)/fintegrate-consumer FORCE
+	@mkdir -p bin
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
+
+$(CONSUMER_UNIT_BIN): $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ) $(CONSUMER_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app -I. $(LDFLAGS) \
+	    -o $@ $< $(LIB_OBJ) $(CONSUMER_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+
+-include $(CONSUMER_OBJ:.o=.d)

@@ -1,0 +1,393 @@
+/*
+ * consumer/amqp_consume.c — see amqp_consume.h.
+ */
+#include "amqp_consume.h"
+
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define AMQPC_CHANNEL 1
+#define AMQPC_RPC_TIMEOUT_MS 5000
+
+static struct timeval
+tv_ms(long ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+int
+amqpc_init(struct amqpc *c, const char *url, const char *queue,
+           const char *connection_name, int prefetch, struct strbuf *reason)
+{
+    struct amqp_connection_info info;
+    char *copy = NULL;
+    int rc = -1;
+
+    memset(c, 0, sizeof *c);
+    c->url = strdup(url);
+    c->queue = strdup(queue);
+    c->connection_name = strdup(connection_name);
+    c->prefetch = prefetch;
+    copy = strdup(url);
+    if (c->url == NULL || c->queue == NULL || c->connection_name == NULL ||
+        copy == NULL) {
+        sb_puts(reason, "out of memory");
+        goto out;
+    }
+    /* parse once now, so a bad URL stops start-up instead of looping */
+    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
+        sb_puts(reason, "FINTEGRATE_AMQP_URL is not a valid amqp:// URL");
+        goto out;
+    }
+    snprintf(c->where, sizeof c->where, "%s:%d vhost %s as %s", info.host,
+             info.port, info.vhost, info.user);
+    snprintf(c->consumer_tag, sizeof c->consumer_tag, "%s/%ld",
+             connection_name, (long)getpid());
+    rc = 0;
+out:
+    if (copy != NULL)
+        explicit_bzero(copy, strlen(url));
+    free(copy);
+    return rc;
+}
+
+void
+amqpc_free(struct amqpc *c)
+{
+    amqpc_close(c);
+    if (c->url != NULL)
+        explicit_bzero(c->url, strlen(c->url));
+    free(c->url);
+    free(c->queue);
+    free(c->connection_name);
+    c->url = c->queue = c->connection_name = NULL;
+}
+
+bool
+amqpc_is_open(const struct amqpc *c)
+{
+    return c->conn != NULL;
+}
+
+/* Describes an RPC reply that is not normal; true when it was normal. */
+static bool
+rpc_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return true;
+    case AMQP_RESPONSE_NONE:
+        sb_printf(reason, "%s: missing RPC reply", what);
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        sb_printf(reason, "%s: %s", what, amqp_error_string2(r.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *m = r.reply.decoded;
+            sb_printf(reason, "%s: connection closed by the broker: %d %.*s",
+                      what, m->reply_code, (int)m->reply_text.len,
+                      (const char *)m->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *m = r.reply.decoded;
+            sb_printf(reason, "%s: channel closed by the broker: %d %.*s",
+                      what, m->reply_code, (int)m->reply_text.len,
+                      (const char *)m->reply_text.bytes);
+        } else {
+            sb_printf(reason, "%s: broker error (method 0x%08x)", what,
+                      (unsigned)r.reply.id);
+        }
+        break;
+    }
+    return false;
+}
+
+int
+amqpc_connect(struct amqpc *c, struct strbuf *reason)
+{
+    struct amqp_connection_info info;
+    struct timeval tv = tv_ms(AMQPC_RPC_TIMEOUT_MS);
+    amqp_socket_t *sock;
+    char *url = NULL;
+    int rc = -1;
+
+    amqpc_drop(c);
+    url = strdup(c->url);
+    if (url == NULL || amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+        sb_puts(reason, "FINTEGRATE_AMQP_URL is not a valid amqp:// URL");
+        goto out;
+    }
+    c->conn = amqp_new_connection();
+    if (c->conn == NULL || (sock = amqp_tcp_socket_new(c->conn)) == NULL) {
+        sb_puts(reason, "out of memory creating the AMQP connection");
+        goto out;
+    }
+    int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    if (st != AMQP_STATUS_OK) {
+        sb_printf(reason, "cannot connect to the broker at %s:%d: %s",
+                  info.host, info.port, amqp_error_string2(st));
+        goto out;
+    }
+    amqp_set_handshake_timeout(c->conn, &tv);
+    amqp_set_rpc_timeout(c->conn, &tv);
+
+    /* connection_name shows in the management UI; consumer_cancel_notify
+     * lets the broker tell us when our consumer is cancelled (queue
+     * deleted) instead of leaving us waiting */
+    amqp_table_entry_t caps[] = {
+        {.key = amqp_cstring_bytes("consumer_cancel_notify"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value = {.boolean = 1}}},
+    };
+    amqp_table_entry_t props[] = {
+        {.key = amqp_cstring_bytes("connection_name"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                   .value = {.bytes = amqp_cstring_bytes(c->connection_name)}}},
+        {.key = amqp_cstring_bytes("capabilities"),
+         .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                   .value = {.table = {1, caps}}}},
+    };
+    amqp_table_t properties = {2, props};
+    if (!rpc_ok(amqp_login_with_properties(
+                    c->conn, info.vhost, 0, 131072, AMQPC_HEARTBEAT_S,
+                    &properties, AMQP_SASL_METHOD_PLAIN, info.user,
+                    info.password),
+                "login", reason))
+        goto out;
+    amqp_channel_open(c->conn, AMQPC_CHANNEL);
+    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "channel.open", reason))
+        goto out;
+    amqp_basic_qos(c->conn, AMQPC_CHANNEL, 0, (uint16_t)c->prefetch, 0);
+    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "basic.qos", reason))
+        goto out;
+    amqp_basic_consume(c->conn, AMQPC_CHANNEL, amqp_cstring_bytes(c->queue),
+                       amqp_cstring_bytes(c->consumer_tag), 0, 0, 0,
+                       amqp_empty_table);
+    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "basic.consume", reason))
+        goto out;
+    rc = 0;
+out:
+    if (url != NULL)
+        explicit_bzero(url, strlen(c->url));
+    free(url);
+    if (rc < 0)
+        amqpc_drop(c);
+    return rc;
+}
+
+static long
+field_int(const amqp_field_value_t *v)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return (long)v->value.u32;
+    case AMQP_FIELD_KIND_I64:
+        return (long)v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+        return (long)v->value.u64;
+    default:
+        return 0;
+    }
+}
+
+static void
+fill_delivery(const amqp_envelope_t *env, struct amqpc_delivery *d)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+    const amqp_bytes_t *b = &env->message.body;
+
+    d->tag = env->delivery_tag;
+    d->redelivered = env->redelivered;
+    d->len = b->len;
+    d->body = malloc(b->len + 1);
+    if (d->body != NULL) {
+        if (b->len > 0)
+            memcpy(d->body, b->bytes, b->len);
+        d->body[b->len] = '\0';
+    }
+    if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) &&
+        p->message_id.len < sizeof d->message_id) {
+        memcpy(d->message_id, p->message_id.bytes, p->message_id.len);
+        d->message_id[p->message_id.len] = '\0';
+    }
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        static const char key[] = "x-delivery-count";
+        for (int i = 0; i < p->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            if (e->key.len == sizeof key - 1 &&
+                memcmp(e->key.bytes, key, sizeof key - 1) == 0)
+                d->delivery_count = field_int(&e->value);
+        }
+    }
+}
+
+/* A frame other than basic.deliver arrived: what it means for us. */
+static enum amqpc_event
+other_frame(struct amqpc *c, struct strbuf *reason)
+{
+    amqp_frame_t f;
+    int st = amqp_simple_wait_frame(c->conn, &f);
+    if (st != AMQP_STATUS_OK) {
+        sb_printf(reason, "reading from the broker: %s",
+                  amqp_error_string2(st));
+        return AMQPC_LOST;
+    }
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return AMQPC_IDLE;
+    switch (f.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = f.payload.method.decoded;
+        sb_printf(reason, "channel closed by the broker: %d %.*s",
+                  m->reply_code, (int)m->reply_text.len,
+                  (const char *)m->reply_text.bytes);
+        return AMQPC_LOST;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = f.payload.method.decoded;
+        sb_printf(reason, "connection closed by the broker: %d %.*s",
+                  m->reply_code, (int)m->reply_text.len,
+                  (const char *)m->reply_text.bytes);
+        amqp_connection_close_ok_t ok = {0};
+        (void)amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
+                               &ok);
+        return AMQPC_LOST;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        sb_puts(reason, "the broker cancelled our consumer (was the queue "
+                "deleted?)");
+        return AMQPC_LOST;
+    default:
+        return AMQPC_IDLE;
+    }
+}
+
+enum amqpc_event
+amqpc_next(struct amqpc *c, long timeout_ms, struct amqpc_delivery *d,
+           struct strbuf *reason)
+{
+    amqp_envelope_t env;
+    struct timeval tv = tv_ms(timeout_ms < 0 ? 0 : timeout_ms);
+
+    memset(d, 0, sizeof *d);
+    if (c->conn == NULL) {
+        sb_puts(reason, "not connected");
+        return AMQPC_LOST;
+    }
+    amqp_maybe_release_buffers(c->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        fill_delivery(&env, d);
+        amqp_destroy_envelope(&env);
+        if (d->body == NULL) {
+            /* cannot hold it: the broker gets it back with the connection */
+            sb_puts(reason, "out of memory reading a message");
+            amqpc_drop(c);
+            return AMQPC_LOST;
+        }
+        return AMQPC_DELIVERY;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_TIMEOUT)
+        return AMQPC_IDLE;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        enum amqpc_event e = other_frame(c, reason);
+        if (e == AMQPC_LOST)
+            amqpc_drop(c);
+        return e;
+    }
+    rpc_ok(r, "waiting for messages", reason);
+    amqpc_drop(c);
+    return AMQPC_LOST;
+}
+
+void
+amqpc_delivery_free(struct amqpc_delivery *d)
+{
+    free(d->body);
+    d->body = NULL;
+}
+
+static int
+settled(struct amqpc *c, int st)
+{
+    if (st == AMQP_STATUS_OK)
+        return 0;
+    amqpc_drop(c);
+    return -1;
+}
+
+int
+amqpc_ack(struct amqpc *c, uint64_t tag)
+{
+    if (c->conn == NULL)
+        return -1;
+    return settled(c, amqp_basic_ack(c->conn, AMQPC_CHANNEL, tag, 0));
+}
+
+int
+amqpc_requeue(struct amqpc *c, uint64_t tag)
+{
+    if (c->conn == NULL)
+        return -1;
+    return settled(c, amqp_basic_nack(c->conn, AMQPC_CHANNEL, tag, 0, 1));
+}
+
+int
+amqpc_reject(struct amqpc *c, uint64_t tag)
+{
+    if (c->conn == NULL)
+        return -1;
+    return settled(c, amqp_basic_reject(c->conn, AMQPC_CHANNEL, tag, 0));
+}
+
+int
+amqpc_cancel(struct amqpc *c)
+{
+    struct strbuf why = STRBUF_INIT;
+    if (c->conn == NULL)
+        return -1;
+    amqp_basic_cancel(c->conn, AMQPC_CHANNEL,
+                      amqp_cstring_bytes(c->consumer_tag));
+    bool ok = rpc_ok(amqp_get_rpc_reply(c->conn), "basic.cancel", &why);
+    sb_free(&why);
+    if (!ok) {
+        amqpc_drop(c);
+        return -1;
+    }
+    return 0;
+}
+
+void
+amqpc_close(struct amqpc *c)
+{
+    if (c->conn == NULL)
+        return;
+    /* best effort, bounded by the RPC timeout */
+    amqp_channel_close(c->conn, AMQPC_CHANNEL, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+    amqpc_drop(c);
+}
+
+void
+amqpc_drop(struct amqpc *c)
+{
+    if (c->conn == NULL)
+        return;
+    amqp_destroy_connection(c->conn);
+    c->conn = NULL;
+}

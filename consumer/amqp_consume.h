@@ -1,0 +1,102 @@
+/*
+ * consumer/amqp_consume.h — the consumer program's side of RabbitMQ
+ * (librabbitmq 0.11): one connection, one channel, one basic.consume with
+ * manual acknowledgements and a prefetch, on a consumer's quorum queue.
+ *
+ * The queue and its dead-letter queue belong to the service (declared when
+ * the consumer is created, API.md section 5); this module only consumes,
+ * so a missing queue is an error the caller retries, not something it
+ * declares with arguments of its own.
+ *
+ * Heartbeats (AMQPC_HEARTBEAT_S) are on: the program spends its idle time
+ * inside amqpc_next, where librabbitmq answers them, and the longest time
+ * it spends elsewhere (a confirmation plus its backoff) stays well below
+ * two intervals.  A dead broker is then noticed even when the TCP
+ * connection does not break.
+ *
+ * Ownership: struct amqpc is the caller's; amqpc_init copies the strings
+ * (the URL holds a password and is never logged: amqpc_where gives the
+ * loggable host:port).  A delivery's body is owned by the caller
+ * (amqpc_delivery_free).  Delivery tags are valid only on the connection
+ * that delivered them: after AMQPC_LOST every tag is gone (the broker
+ * requeues those messages itself).
+ */
+#ifndef FC_AMQP_CONSUME_H
+#define FC_AMQP_CONSUME_H
+
+#include "../fcgi-app/core/strbuf.h"
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AMQPC_HEARTBEAT_S 30
+
+struct amqpc {
+    amqp_connection_state_t conn; /* NULL when closed */
+    char *url;                    /* owned; secret-bearing */
+    char *queue;                  /* owned */
+    char *connection_name;        /* owned; shown in the management UI */
+    char consumer_tag[128];
+    char where[300]; /* "host:port vhost /" for logs */
+    int prefetch;
+};
+
+struct amqpc_delivery {
+    uint64_t tag;
+    char *body; /* owned, NUL-terminated (the body may hold NULs too) */
+    size_t len;
+    char message_id[64]; /* "" when absent or too long */
+    bool redelivered;
+    long delivery_count; /* x-delivery-count (quorum queues), 0 if none */
+};
+
+enum amqpc_event {
+    AMQPC_DELIVERY, /* *d filled */
+    AMQPC_IDLE,     /* nothing within the timeout */
+    AMQPC_LOST,     /* the connection or channel is gone; reason given */
+};
+
+/* Copies the strings.  0 ok, -1 out of memory or a URL librabbitmq cannot
+ * parse (reason appended). */
+int amqpc_init(struct amqpc *c, const char *url, const char *queue,
+               const char *connection_name, int prefetch,
+               struct strbuf *reason) __attribute__((warn_unused_result));
+/* Closes (politely) and frees; safe to call twice. */
+void amqpc_free(struct amqpc *c);
+
+bool amqpc_is_open(const struct amqpc *c);
+
+/* Connects, logs in, opens the channel, sets the prefetch and starts
+ * consuming.  0 ok; -1 with the reason (connection closed again). */
+int amqpc_connect(struct amqpc *c, struct strbuf *reason)
+    __attribute__((warn_unused_result));
+
+/* Waits up to timeout_ms for the next delivery. */
+enum amqpc_event amqpc_next(struct amqpc *c, long timeout_ms,
+                            struct amqpc_delivery *d, struct strbuf *reason);
+void amqpc_delivery_free(struct amqpc_delivery *d);
+
+/* Settle one delivery: ack; nack with requeue (transient trouble: the
+ * queue's delivery limit eventually dead-letters it); reject without
+ * requeue (poison: the broker dead-letters it at once).  0 ok, -1 when the
+ * connection is gone (it is then closed; the broker requeues). */
+int amqpc_ack(struct amqpc *c, uint64_t tag)
+    __attribute__((warn_unused_result));
+int amqpc_requeue(struct amqpc *c, uint64_t tag)
+    __attribute__((warn_unused_result));
+int amqpc_reject(struct amqpc *c, uint64_t tag)
+    __attribute__((warn_unused_result));
+
+/* Stops deliveries (basic.cancel) so nothing new arrives while the caller
+ * returns what it holds.  0 ok, -1 connection gone. */
+int amqpc_cancel(struct amqpc *c) __attribute__((warn_unused_result));
+
+/* Closes channel and connection politely (unacknowledged messages go back
+ * to the queue); safe when closed. */
+void amqpc_close(struct amqpc *c);
+/* Drops the connection without a handshake (after an error). */
+void amqpc_drop(struct amqpc *c);
+
+#endif

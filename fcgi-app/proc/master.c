@@ -252,6 +252,15 @@ master_run(const struct config *cfg, int listen_fd)
         free(m.children);
         return 1;
     }
+    /* Workers wait in ppoll() and then accept; with several of them woken
+     * for one connection, the losers must not block in accept(). */
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        log_error("master: cannot make the socket non-blocking: %s",
+                  strerror(errno));
+        free(m.children);
+        return 1;
+    }
     log_info("master: starting %ld workers", cfg->workers);
     fill_pool(&m);
 

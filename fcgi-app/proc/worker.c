@@ -25,6 +25,11 @@ on_stop(int signo)
     stop_requested = 1;
 }
 
+/* The stop signals stay blocked all the time except inside ppoll(), which
+ * unblocks them atomically while it waits.  So a stop can interrupt only
+ * the wait for a connection — never libfcgi's accept, its reads of the
+ * request, or a request being served (an interrupted read there would drop
+ * the connection: a 502 for the client). */
 static void
 install_signals(sigset_t *stop_set)
 {
@@ -42,18 +47,19 @@ install_signals(sigset_t *stop_set)
     sigaddset(stop_set, SIGTERM);
     sigaddset(stop_set, SIGINT);
     sigaddset(stop_set, SIGQUIT);
-    sigprocmask(SIG_UNBLOCK, stop_set, NULL);
+    sigprocmask(SIG_BLOCK, stop_set, NULL);
 }
 
-/* Waits until a connection is pending or a stop is requested.  The 1 s
- * timeout bounds the window in which a stop signal that lands between the
- * flag check and poll() goes unnoticed. */
+/* Waits until a connection is pending or a stop is requested. */
 static bool
 wait_readable(int fd)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    sigset_t during;
+    sigemptyset(&during); /* nothing blocked while waiting */
+    struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
     while (!stop_requested) {
-        int rc = poll(&pfd, 1, 1000);
+        int rc = ppoll(&pfd, 1, &tick, &during);
         if (rc > 0)
             return true;
         if (rc < 0 && errno != EINTR)
@@ -104,13 +110,12 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     while (!stop_requested) {
         if (!wait_readable(listen_fd))
             continue;
+        /* The listening socket is non-blocking (the master set it): when
+         * another worker won the connection, this returns at once. */
         if (FCGX_Accept_r(&fcgx) < 0)
-            continue; /* interrupted, or another worker took it */
-        /* Hold stop signals until this request is answered. */
-        sigprocmask(SIG_BLOCK, &stop_set, NULL);
+            continue;
         pipeline_serve(&pipe, &fcgx);
         FCGX_Finish_r(&fcgx);
-        sigprocmask(SIG_UNBLOCK, &stop_set, NULL);
         if (cfg->max_requests > 0 && ++served >= cfg->max_requests) {
             log_info("worker served %ld requests; recycling", served);
             break;

@@ -269,7 +269,10 @@ check_int(const struct field_spec *sp, const json_t *v, bool from_query,
         struct strbuf rule = STRBUF_INIT;
         sb_printf(&rule, "%s must be an integer between %ld and %ld",
                   sp->name, sp->min, sp->max);
-        add_got(err, sb_str(&rule), v);
+        /* "?limit=0" reads like the JSON 0: (got 0), not (got "0") */
+        json_t *shown = ok ? json_integer(n) : json_incref((json_t *)v);
+        add_got(err, sb_str(&rule), shown);
+        json_decref(shown);
         sb_free(&rule);
         return NULL;
     }

@@ -42,7 +42,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_LIB := $(BUILD)/tests/integration/itest.o
 
 .PHONY: all build tests run stop test unit deps broker-stop broker-start \
-        lint format format-check clean bench
+        lint format format-check clean bench valgrind
 
 all: build
 
@@ -106,6 +106,9 @@ broker-start:
 
 bench: build
 	@scripts/bench.sh
+
+valgrind: build $(ITEST_BIN)
+	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests scripts/valgrind.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

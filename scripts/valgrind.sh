@@ -48,15 +48,17 @@ SOCK=$FINTEGRATE_RUN_DIR/fcgi.sock
 rm -f "$SOCK"
 (cd /tmp && FINTEGRATE_LOG_FILE=$FINTEGRATE_RUN_DIR/logs/app.log \
     exec spawn-fcgi -n -s "$SOCK" -M 0660 -U www-data -G www-data -- \
-    valgrind --trace-children=yes --leak-check=full \
+    "$(command -v valgrind)" --trace-children=yes --leak-check=full \
         --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
         --log-file="$LOGS/vg.%p.log" "$CHECKOUT/bin/fintegrate-fcgi" </dev/null \
         >>"$FINTEGRATE_RUN_DIR/logs/app.log" 2>&1) &
 MASTER=$!
-for _ in $(seq 1 100); do
-    curl -sf "$FINTEGRATE_BASE_URL/health" >/dev/null 2>&1 && break
+ready=0
+for _ in $(seq 1 150); do
+    if curl -sf "$FINTEGRATE_BASE_URL/health" >/dev/null 2>&1; then ready=1; break; fi
     sleep 0.2
 done
+[ "$ready" = 1 ] || { echo "valgrind: the service did not come up under valgrind" >&2; exit 1; }
 
 status=0
 for t in $TESTS; do

@@ -40,10 +40,12 @@ DB_STMT(keys_lock, 1,
         "FOR UPDATE");
 DB_STMT(keys_deactivate_all, 1,
         "WITH old AS (SELECT api_key_id, api_key_prefix, "
-        "                    CASE WHEN expires_at <= now() THEN 'expired' "
+        "                    CASE WHEN api_key_status = 'expired' "
+        "                           OR expires_at <= now() THEN 'expired' "
         "                         ELSE 'active' END AS previous_status "
         "               FROM consumer_api_keys "
-        "              WHERE consumer_id = $1 AND api_key_status = 'active' "
+        "              WHERE consumer_id = $1 "
+        "                AND api_key_status IN ('active', 'expired') "
         "                FOR UPDATE) "
         "UPDATE consumer_api_keys k SET api_key_status = 'deactivated', "
         "       updated_at = clock_timestamp() "

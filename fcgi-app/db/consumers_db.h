@@ -56,7 +56,9 @@ int keys_db_get(struct db *db, const char *hash, bool lock,
                 struct key_row *out, struct app_err *err)
     __attribute__((warn_unused_result));
 
-/* Deactivates every active key of a consumer; *prefixes = array of the
+/* Deactivates the consumer's current key — active, or expired (whether or
+ * not the lazy write-back marked it already: rotation retires it either
+ * way); *prefixes = array of the
  * deactivated keys' {api_key_prefix, previous_status} (owned). */
 int keys_db_deactivate_all(struct db *db, const char *consumer_id,
                            json_t **prefixes, struct app_err *err)

@@ -531,7 +531,7 @@ test_int_from_query_text(void **state)
     ok("{\"limit\":\"1\"}", list_specs, true, "{\"limit\":1}");
     ok("{\"limit\":\"1000\"}", list_specs, true, "{\"limit\":1000}");
     bad("{\"limit\":\"0\"}", list_specs, true,
-        "limit must be an integer between 1 and 1000 (got \"0\")");
+        "limit must be an integer between 1 and 1000 (got 0)");
     const char *bad_text[] = {"12a",
                               "",
                               " 12",

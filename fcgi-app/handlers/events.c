@@ -88,6 +88,10 @@ redrive(struct ctx *c, bool redeliver, json_t **data, struct app_err *err)
         struct strbuf reason = STRBUF_INIT;
         enum publish_outcome o =
             publisher_publish(c->pub, c->db, id, redeliver, !probed, &reason);
+        /* A failed probe means the broker is away: the rest of this run
+         * fails fast as "Broker circuit open" (API.md section 6). */
+        if (!probed && (o == PUBLISH_TIMEOUT || o == PUBLISH_CONNECTION))
+            publisher_trip(c->pub);
         probed = true;
         if (o == PUBLISH_OK) {
             succeeded++;

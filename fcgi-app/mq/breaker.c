@@ -38,6 +38,14 @@ breaker_force(struct breaker *b)
 }
 
 void
+breaker_trip(struct breaker *b, long long now_ms)
+{
+    b->state = BREAKER_OPEN;
+    b->opened_at = now_ms;
+    b->failures = 0;
+}
+
+void
 breaker_success(struct breaker *b)
 {
     b->state = BREAKER_CLOSED;

@@ -39,6 +39,10 @@ bool breaker_allow(struct breaker *b, long long now_ms);
 /* Lets the next attempt through whatever the state (a forced probe). */
 void breaker_force(struct breaker *b);
 
+/* Opens the circuit now, whatever the count (a failed forced probe: the
+ * re-drive's remaining events then fail fast). */
+void breaker_trip(struct breaker *b, long long now_ms);
+
 void breaker_success(struct breaker *b);
 void breaker_failure(struct breaker *b, long long now_ms);
 

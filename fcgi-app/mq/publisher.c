@@ -142,14 +142,30 @@ out:
     sb_free(&reason);
 }
 
+void
+publisher_trip(struct publisher *p)
+{
+    breaker_trip(&p->breaker, now_ms());
+    metrics_breaker_state((int)p->breaker.state);
+}
+
 const char *
 publisher_broker_state(struct publisher *p, struct db *db)
 {
-    if (p->breaker.state != BREAKER_CLOSED)
+    if (!breaker_allow(&p->breaker, now_ms()))
         return "circuit_open";
     struct strbuf reason = STRBUF_INIT;
     enum mq_result r = ensure_open(p, db, &reason);
     sb_free(&reason);
+    if (p->breaker.state == BREAKER_HALF_OPEN) {
+        if (r == MQ_OK)
+            breaker_success(&p->breaker);
+        else
+            breaker_failure(&p->breaker, now_ms());
+        metrics_breaker_state((int)p->breaker.state);
+    }
+    if (p->breaker.state != BREAKER_CLOSED)
+        return "circuit_open";
     return r == MQ_OK ? "up" : "down";
 }
 

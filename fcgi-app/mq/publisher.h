@@ -60,7 +60,12 @@ enum publish_outcome publisher_publish(struct publisher *p, struct db *db,
 void publisher_declare_consumer(struct publisher *p, struct db *db,
                                 const char *consumer_name);
 
-/* "up", "down" or "circuit_open" as GET /health reports it. */
+/* Opens the breaker at once (a re-drive whose forced probe failed). */
+void publisher_trip(struct publisher *p);
+
+/* "up", "down" or "circuit_open" as GET /health reports it.  Once the
+ * cool-down has passed, this is the half-open try that decides, so a worker
+ * that only serves reads does not report circuit_open for ever. */
 const char *publisher_broker_state(struct publisher *p, struct db *db);
 
 /* The metric label of an outcome: "timeout", "nack", "returned",

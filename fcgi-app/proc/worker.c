@@ -50,6 +50,21 @@ install_signals(sigset_t *stop_set)
     sigprocmask(SIG_BLOCK, stop_set, NULL);
 }
 
+/* Whether a stop signal is waiting.  ppoll() delivers pending signals only
+ * when it would sleep: under steady load the socket is always readable, it
+ * returns at once, and the signal would stay blocked for ever — so ask. */
+static bool
+stop_pending(const sigset_t *stop_set)
+{
+    sigset_t pending;
+    if (sigpending(&pending) < 0)
+        return false;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(stop_set, s) == 1 && sigismember(&pending, s) == 1)
+            return true;
+    return false;
+}
+
 /* Waits until a connection is pending or a stop is requested. */
 static bool
 wait_readable(int fd)
@@ -110,6 +125,8 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     while (!stop_requested) {
         if (!wait_readable(listen_fd))
             continue;
+        if (stop_pending(&stop_set))
+            break;
         /* The listening socket is non-blocking (the master set it): when
          * another worker won the connection, this returns at once. */
         if (FCGX_Accept_r(&fcgx) < 0)

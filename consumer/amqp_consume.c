@@ -46,8 +46,8 @@ amqpc_init(struct amqpc *c, const char *url, const char *queue,
     }
     snprintf(c->where, sizeof c->where, "%s:%d vhost %s as %s", info.host,
              info.port, info.vhost, info.user);
-    snprintf(c->consumer_tag, sizeof c->consumer_tag, "%s/%ld",
-             connection_name, (long)getpid());
+    snprintf(c->consumer_tag, sizeof c->consumer_tag, "%s/%ld", connection_name,
+             (long)getpid());
     rc = 0;
 out:
     if (copy != NULL)
@@ -95,8 +95,8 @@ rpc_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason)
                       (const char *)m->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
-            sb_printf(reason, "%s: channel closed by the broker: %d %.*s",
-                      what, m->reply_code, (int)m->reply_text.len,
+            sb_printf(reason, "%s: channel closed by the broker: %d %.*s", what,
+                      m->reply_code, (int)m->reply_text.len,
                       (const char *)m->reply_text.bytes);
         } else {
             sb_printf(reason, "%s: broker error (method 0x%08x)", what,
@@ -152,10 +152,10 @@ amqpc_connect(struct amqpc *c, struct strbuf *reason)
                    .value = {.table = {1, caps}}}},
     };
     amqp_table_t properties = {2, props};
-    if (!rpc_ok(amqp_login_with_properties(
-                    c->conn, info.vhost, 0, 131072, AMQPC_HEARTBEAT_S,
-                    &properties, AMQP_SASL_METHOD_PLAIN, info.user,
-                    info.password),
+    if (!rpc_ok(amqp_login_with_properties(c->conn, info.vhost, 0, 131072,
+                                           AMQPC_HEARTBEAT_S, &properties,
+                                           AMQP_SASL_METHOD_PLAIN, info.user,
+                                           info.password),
                 "login", reason))
         goto out;
     amqp_channel_open(c->conn, AMQPC_CHANNEL);
@@ -268,7 +268,7 @@ other_frame(struct amqpc *c, struct strbuf *reason)
     }
     case AMQP_BASIC_CANCEL_METHOD:
         sb_puts(reason, "the broker cancelled our consumer (was the queue "
-                "deleted?)");
+                        "deleted?)");
         return AMQPC_LOST;
     default:
         return AMQPC_IDLE;

@@ -61,8 +61,8 @@ enum amqpc_event {
 /* Copies the strings.  0 ok, -1 out of memory or a URL librabbitmq cannot
  * parse (reason appended). */
 int amqpc_init(struct amqpc *c, const char *url, const char *queue,
-               const char *connection_name, int prefetch,
-               struct strbuf *reason) __attribute__((warn_unused_result));
+               const char *connection_name, int prefetch, struct strbuf *reason)
+    __attribute__((warn_unused_result));
 /* Closes (politely) and frees; safe to call twice. */
 void amqpc_free(struct amqpc *c);
 

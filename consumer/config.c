@@ -26,14 +26,16 @@ struct opt_row {
     const char *flag; /* "--prefetch" */
     const char *env;  /* "FINTEGRATE_CONSUMER_PREFETCH", or NULL */
     enum opt_type type;
-    size_t offset; /* into struct consumer_config */
+    size_t offset;   /* into struct consumer_config */
     const char *def; /* NULL = required (or derived, see below) */
     long min, max;   /* OPT_INT bounds */
     const char *help;
 };
 
 #define ROW(fl, ev, ty, fi, de, lo, hi, he)                                    \
-    {fl, ev, ty, offsetof(struct consumer_config, fi), de, lo, hi, he}
+    {                                                                          \
+        fl, ev, ty, offsetof(struct consumer_config, fi), de, lo, hi, he       \
+    }
 
 static const struct opt_row rows[] = {
     ROW("--name", "FINTEGRATE_CONSUMER_NAME", OPT_NAME, name, NULL, 0, 0,
@@ -62,15 +64,14 @@ static const struct opt_row rows[] = {
         retain_events, "100000", 1, 10000000,
         "processed event ids remembered (newest)"),
     ROW("--retain-days", "FINTEGRATE_CONSUMER_RETAIN_DAYS", OPT_INT,
-        retain_days, "30", 1, 3650,
-        "... and for at most this many days"),
+        retain_days, "30", 1, 3650, "... and for at most this many days"),
     ROW("--retain-customers", "FINTEGRATE_CONSUMER_RETAIN_CUSTOMERS", OPT_INT,
         retain_customers, "100000", 1, 10000000,
         "customers whose last sequence is remembered (most recent)"),
     ROW("--raw", "FINTEGRATE_CONSUMER_RAW", OPT_BOOL, raw, "0", 0, 1,
         "also print each message's raw JSON"),
-    ROW("--log-level", "FINTEGRATE_LOG_LEVEL", OPT_LEVEL, log_level, "info",
-        0, 0, "debug, info, warn or error (log lines go to stderr)"),
+    ROW("--log-level", "FINTEGRATE_LOG_LEVEL", OPT_LEVEL, log_level, "info", 0,
+        0, "debug, info, warn or error (log lines go to stderr)"),
 };
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
@@ -111,8 +112,8 @@ row_label(const struct opt_row *r, bool from_flag)
 }
 
 static int
-set_row(struct consumer_config *cfg, const struct opt_row *r,
-        const char *raw, bool from_flag, struct strbuf *err)
+set_row(struct consumer_config *cfg, const struct opt_row *r, const char *raw,
+        bool from_flag, struct strbuf *err)
 {
     void *field = (char *)cfg + r->offset;
     const char *label = row_label(r, from_flag);
@@ -121,16 +122,20 @@ set_row(struct consumer_config *cfg, const struct opt_row *r,
     switch (r->type) {
     case OPT_NAME:
         if (!is_consumer_name(raw)) {
-            sb_printf(err, "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
-                      "(got \"%.64s\")", label, raw);
+            sb_printf(err,
+                      "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
+                      "(got \"%.64s\")",
+                      label, raw);
             return -1;
         }
         break;
     case OPT_URL:
         if (strncmp(raw, "http://", 7) != 0 &&
             strncmp(raw, "https://", 8) != 0) {
-            sb_printf(err, "%s must be an http:// or https:// URL (got "
-                      "\"%.64s\")", label, raw);
+            sb_printf(err,
+                      "%s must be an http:// or https:// URL (got "
+                      "\"%.64s\")",
+                      label, raw);
             return -1;
         }
         break;
@@ -149,11 +154,12 @@ set_row(struct consumer_config *cfg, const struct opt_row *r,
         if (errno != 0 || end == raw || *end != '\0' || v < r->min ||
             v > r->max) {
             if (r->type == OPT_BOOL)
-                sb_printf(err, "%s must be 0 or 1 (got \"%.64s\")", label,
-                          raw);
+                sb_printf(err, "%s must be 0 or 1 (got \"%.64s\")", label, raw);
             else
-                sb_printf(err, "%s must be an integer between %ld and %ld "
-                          "(got \"%.64s\")", label, r->min, r->max, raw);
+                sb_printf(err,
+                          "%s must be an integer between %ld and %ld "
+                          "(got \"%.64s\")",
+                          label, r->min, r->max, raw);
             return -1;
         }
         *(long *)field = v;
@@ -162,8 +168,10 @@ set_row(struct consumer_config *cfg, const struct opt_row *r,
     case OPT_LEVEL: {
         int lv = log_level_parse(raw);
         if (lv < 0) {
-            sb_printf(err, "%s must be one of debug, info, warn, error (got "
-                      "\"%.64s\")", label, raw);
+            sb_printf(err,
+                      "%s must be one of debug, info, warn, error (got "
+                      "\"%.64s\")",
+                      label, raw);
             return -1;
         }
         *(long *)field = lv;
@@ -188,8 +196,8 @@ read_key_file(struct consumer_config *cfg, struct strbuf *err)
     ssize_t n = 0, r;
     int fd = open(cfg->api_key_file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        sb_printf(err, "--api-key-file: cannot read %s: %s",
-                  cfg->api_key_file, strerror(errno));
+        sb_printf(err, "--api-key-file: cannot read %s: %s", cfg->api_key_file,
+                  strerror(errno));
         return -1;
     }
     while (n < (ssize_t)sizeof buf - 1 &&
@@ -226,9 +234,8 @@ find_flag(const char *arg, size_t len)
 }
 
 int
-consumer_config_load(struct consumer_config *cfg, int argc,
-                     char *const argv[], consumer_getenv_fn get,
-                     struct strbuf *err)
+consumer_config_load(struct consumer_config *cfg, int argc, char *const argv[],
+                     consumer_getenv_fn get, struct strbuf *err)
 {
     const char *flag_value[N_ROWS] = {0};
     int action = CONSUMER_CONFIG_RUN;
@@ -283,7 +290,7 @@ consumer_config_load(struct consumer_config *cfg, int argc,
 
     if (cfg->name == NULL) {
         sb_puts(err, "FINTEGRATE_CONSUMER_NAME (or --name) is required: the "
-                "consumer_name whose queue to read");
+                     "consumer_name whose queue to read");
         return -1;
     }
     if (cfg->api_key_file != NULL) {
@@ -293,7 +300,7 @@ consumer_config_load(struct consumer_config *cfg, int argc,
         const char *k = get("FINTEGRATE_API_KEY");
         if (k == NULL || k[0] == '\0') {
             sb_puts(err, "FINTEGRATE_API_KEY (or --api-key-file) is required: "
-                    "the consumer's API key");
+                         "the consumer's API key");
             return -1;
         }
         cfg->api_key = strdup(k);
@@ -304,9 +311,11 @@ consumer_config_load(struct consumer_config *cfg, int argc,
     }
     if (!is_key_text(cfg->api_key)) {
         /* says nothing about the key but its length */
-        sb_printf(err, "%s must be 20-512 visible ASCII characters (got %zu "
-                  "characters)", cfg->api_key_file ? "the API key file" :
-                  "FINTEGRATE_API_KEY", strlen(cfg->api_key));
+        sb_printf(err,
+                  "%s must be 20-512 visible ASCII characters (got %zu "
+                  "characters)",
+                  cfg->api_key_file ? "the API key file" : "FINTEGRATE_API_KEY",
+                  strlen(cfg->api_key));
         return -1;
     }
 
@@ -321,7 +330,7 @@ consumer_config_load(struct consumer_config *cfg, int argc,
                       cfg->name);
         else {
             sb_puts(err, "FINTEGRATE_CONSUMER_STATE_DIR (or --state-dir) is "
-                    "required when HOME is not set");
+                         "required when HOME is not set");
             return -1;
         }
         cfg->state_dir = sb_steal(&sb);

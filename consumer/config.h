@@ -23,12 +23,12 @@
 #include <stdio.h>
 
 struct consumer_config {
-    char *name;       /* FINTEGRATE_CONSUMER_NAME: the consumer_name */
-    char *api_key;    /* FINTEGRATE_API_KEY (secret) */
+    char *name;    /* FINTEGRATE_CONSUMER_NAME: the consumer_name */
+    char *api_key; /* FINTEGRATE_API_KEY (secret) */
     char *api_key_file;
-    char *base_url;   /* FINTEGRATE_BASE_URL */
-    char *amqp_url;   /* FINTEGRATE_AMQP_URL (may hold a password) */
-    char *state_dir;  /* FINTEGRATE_CONSUMER_STATE_DIR */
+    char *base_url;  /* FINTEGRATE_BASE_URL */
+    char *amqp_url;  /* FINTEGRATE_AMQP_URL (may hold a password) */
+    char *state_dir; /* FINTEGRATE_CONSUMER_STATE_DIR */
     long prefetch;
     long gap_timeout_ms;
     long http_timeout_ms;

@@ -11,11 +11,12 @@
 #include <string.h>
 
 /* An answer bigger than this is not an envelope we need to read. */
-#define CONFIRM_MAX_BODY (64 * 1024)
+#define CONFIRM_MAX_BODY ((size_t)64 * 1024)
 
 struct confirm_client {
     CURL *curl;
-    char *url;                  /* base + /events/confirm-delivery */
+    char *base;                 /* base URL without a trailing '/' */
+    char *key;                  /* secret: wiped on free */
     struct curl_slist *headers; /* holds the key: wiped on free */
     long timeout_ms;
     char errbuf[CURL_ERROR_SIZE];
@@ -68,7 +69,10 @@ confirm_client_free(struct confirm_client *c)
     if (c->curl != NULL)
         curl_easy_cleanup(c->curl);
     wipe_headers(c->headers);
-    free(c->url);
+    if (c->key != NULL)
+        explicit_bzero(c->key, strlen(c->key));
+    free(c->key);
+    free(c->base);
     free(c);
 }
 
@@ -85,9 +89,10 @@ confirm_client_new(const char *base_url, const char *api_key, long timeout_ms)
     size_t n = strlen(base_url);
     while (n > 0 && base_url[n - 1] == '/')
         n--;
-    sb_append(&sb, base_url, n);
-    sb_puts(&sb, "/events/confirm-delivery");
-    c->url = sb_steal(&sb);
+    c->base = strndup(base_url, n);
+    c->key = strdup(api_key);
+    if (c->base == NULL || c->key == NULL)
+        goto fail;
 
     sb_printf(&sb, "X-API-Key: %s", api_key);
     h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -99,11 +104,11 @@ confirm_client_new(const char *base_url, const char *api_key, long timeout_ms)
         explicit_bzero(sb.buf, sb.cap);
     sb_free(&sb);
     /* no "Expect: 100-continue" round trip for small bodies */
-    if (h == NULL || (h = curl_slist_append(c->headers, "Expect:")) == NULL)
+    if (h == NULL || curl_slist_append(c->headers, "Expect:") == NULL)
         goto fail;
 
     c->curl = curl_easy_init();
-    if (c->url == NULL || c->curl == NULL)
+    if (c->curl == NULL)
         goto fail;
     return c;
 fail:
@@ -121,95 +126,174 @@ on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* The envelope's detail.status_description and data.deliver_status. */
-static void
-read_envelope(const struct strbuf *body, struct strbuf *why, bool ok)
+/*
+ * One request to base + path with our headers (plus request_id as
+ * X-Request-ID when not NULL) and `body` (may be NULL).  Returns the
+ * outcome; *http is the status (0 without an answer) and *envelope the
+ * parsed answer (owned, may be NULL).  `why` gets the transport error, or
+ * the envelope's status_description when the outcome is not CONFIRM_OK.
+ */
+static enum confirm_outcome
+request(struct confirm_client *c, const char *method, const char *path,
+        const char *body, const char *request_id, long *http, json_t **envelope,
+        struct strbuf *why)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(sb_str(body), body->len, 0, &jerr);
-    const char *text = NULL;
-    if (ok)
-        text = json_string_value(json_object_get(
-            json_object_get(root, "data"), "deliver_status"));
-    else
-        text = json_string_value(json_object_get(
-            json_object_get(root, "detail"), "status_description"));
-    if (text != NULL)
-        sb_puts(why, text);
-    else if (!ok)
-        sb_puts(why, "no envelope in the answer");
-    json_decref(root);
-}
-
-enum confirm_outcome
-confirm_send(struct confirm_client *c, const struct confirm_request *req,
-             long *http_status, struct strbuf *why)
-{
-    struct strbuf body = STRBUF_INIT, rid = STRBUF_INIT;
-    struct curl_slist *headers = NULL;
-    char *payload = NULL;
-    json_t *obj = NULL;
+    struct strbuf url = STRBUF_INIT, answer = STRBUF_INIT, rid = STRBUF_INIT;
+    struct curl_slist *mine = NULL;
     enum confirm_outcome out = CONFIRM_RETRY;
+    json_error_t jerr;
 
-    *http_status = 0;
-    obj = json_pack("{s:s, s:s}", "event_id", req->event_id, "status",
-                    req->status);
-    if (obj != NULL && req->received_at != NULL)
-        json_object_set_new(obj, "received_at",
-                            json_string(req->received_at));
-    if (obj != NULL && req->failure_reason != NULL)
-        json_object_set_new(obj, "failure_reason",
-                            json_string(req->failure_reason));
-    payload = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    if (payload == NULL) {
-        sb_puts(why, "out of memory building the confirmation");
+    *http = 0;
+    *envelope = NULL;
+    sb_printf(&url, "%s%s", c->base, path);
+    if (request_id != NULL) {
+        /* ours first, chained to the client's list for this call only */
+        sb_printf(&rid, "X-Request-ID: %s", request_id);
+        mine = rid.oom ? NULL : curl_slist_append(NULL, sb_str(&rid));
+        if (mine != NULL)
+            mine->next = c->headers;
+    }
+    if (url.oom) {
+        sb_puts(why, "out of memory");
         goto out;
     }
 
-    /* Our own request id, so the service's log line of this call can be
-     * found from the event id. */
-    sb_printf(&rid, "X-Request-ID: fintegrate-consumer:%s", req->event_id);
-    headers = rid.oom ? NULL : curl_slist_append(NULL, sb_str(&rid));
-    /* the client's headers first, then ours: chain them for this call */
-    struct curl_slist *all = headers;
-    if (all != NULL)
-        all->next = c->headers;
-
     CURL *h = c->curl;
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_reset(h); /* keeps the connection cache */
+    curl_easy_setopt(h, CURLOPT_URL, sb_str(&url));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, all ? all : c->headers);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, mine ? mine : c->headers);
     curl_easy_setopt(h, CURLOPT_USERAGENT,
                      "fintegrate-consumer/" FINTEGRATE_VERSION);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      c->timeout_ms < 3000 ? c->timeout_ms : 3000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
     c->errbuf[0] = '\0';
 
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        sb_printf(why, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+        sb_puts(why, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
         out = confirm_classify(false, 0);
         goto out;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, http_status);
-    out = confirm_classify(true, *http_status);
-    read_envelope(&body, why, out == CONFIRM_OK);
-out:
-    if (headers != NULL) {
-        headers->next = NULL; /* the client's own list is not ours */
-        curl_slist_free_all(headers);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, http);
+    out = confirm_classify(true, *http);
+    *envelope = json_loadb(sb_str(&answer), answer.len, 0, &jerr);
+    if (out != CONFIRM_OK) {
+        const char *d = json_string_value(json_object_get(
+            json_object_get(*envelope, "detail"), "status_description"));
+        sb_puts(why, d ? d : "no envelope in the answer");
     }
-    json_decref(obj);
-    free(payload);
-    sb_free(&body);
+out:
+    if (mine != NULL) {
+        mine->next = NULL; /* the client's own list is not ours to free */
+        curl_slist_free_all(mine);
+    }
+    sb_free(&url);
+    sb_free(&answer);
     sb_free(&rid);
+    return out;
+}
+
+enum confirm_outcome
+confirm_send(struct confirm_client *c, const struct confirm_request *req,
+             long *http_status, struct strbuf *why)
+{
+    struct strbuf rid = STRBUF_INIT;
+    json_t *envelope = NULL;
+    char *payload = NULL;
+    enum confirm_outcome out = CONFIRM_RETRY;
+
+    *http_status = 0;
+    json_t *obj = json_pack("{s:s, s:s}", "event_id", req->event_id, "status",
+                            req->status);
+    if (obj != NULL && req->received_at != NULL)
+        json_object_set_new(obj, "received_at", json_string(req->received_at));
+    if (obj != NULL && req->failure_reason != NULL)
+        json_object_set_new(obj, "failure_reason",
+                            json_string(req->failure_reason));
+    payload = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (payload == NULL) {
+        sb_puts(why, "out of memory building the confirmation");
+        goto out;
+    }
+    /* so the service's log line of this call is found from the event */
+    sb_printf(&rid, "fintegrate-consumer:%s", req->event_id);
+    out = request(c, "POST", "/events/confirm-delivery", payload, sb_str(&rid),
+                  http_status, &envelope, why);
+    if (out == CONFIRM_OK) {
+        const char *s = json_string_value(json_object_get(
+            json_object_get(envelope, "data"), "deliver_status"));
+        sb_puts(why, s ? s : "?");
+    }
+out:
+    json_decref(envelope);
+    free(payload);
+    sb_free(&rid);
+    return out;
+}
+
+/* data.<field> of an envelope as a string, or NULL (borrowed). */
+static const char *
+data_str(const json_t *envelope, const char *field)
+{
+    return json_string_value(
+        json_object_get(json_object_get(envelope, "data"), field));
+}
+
+enum confirm_outcome
+confirm_whoami(struct confirm_client *c, char name_out[64], long *http_status,
+               struct strbuf *why)
+{
+    json_t *envelope = NULL;
+    char *body = NULL;
+    char path[128];
+    enum confirm_outcome out;
+
+    name_out[0] = '\0';
+    /* GET with a JSON body (API.md section 1: read when the query string
+     * is empty), so the key never travels in a URL */
+    json_t *obj = json_pack("{s:s}", "api_key", c->key);
+    body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (body == NULL) {
+        sb_puts(why, "out of memory");
+        return CONFIRM_RETRY;
+    }
+    out = request(c, "GET", "/consumer/api-key", body, NULL, http_status,
+                  &envelope, why);
+    explicit_bzero(body, strlen(body));
+    free(body);
+    if (out != CONFIRM_OK)
+        goto out;
+    const char *id = data_str(envelope, "consumer_id");
+    if (id == NULL || strlen(id) != 36) {
+        sb_puts(why, "GET /consumer/api-key answered without a consumer_id");
+        out = CONFIRM_REFUSED;
+        goto out;
+    }
+    snprintf(path, sizeof path, "/consumer/data?consumer_id=%s", id);
+    json_decref(envelope);
+    out = request(c, "GET", path, NULL, NULL, http_status, &envelope, why);
+    if (out != CONFIRM_OK)
+        goto out;
+    const char *name = data_str(envelope, "consumer_name");
+    if (name == NULL || strlen(name) >= 64) {
+        sb_puts(why, "GET /consumer/data answered without a consumer_name");
+        out = CONFIRM_REFUSED;
+        goto out;
+    }
+    memcpy(name_out, name, strlen(name) + 1);
+out:
+    json_decref(envelope);
     return out;
 }

@@ -1,6 +1,7 @@
 /*
- * consumer/confirm.h — the consumer program's client for
- * POST /events/confirm-delivery (API.md section 3), over libcurl.
+ * consumer/confirm.h — the consumer program's client for the Fintegrate
+ * API, over libcurl: POST /events/confirm-delivery (API.md section 3), and
+ * a start-up check of whose key it holds.
  *
  * One client keeps one curl handle, so consecutive confirmations reuse the
  * HTTP connection.  The API key is sent as X-API-Key and never appears in
@@ -40,8 +41,7 @@ struct confirm_client;
 /* base_url like "http://127.0.0.1:8080" (a trailing '/' is fine).  NULL on
  * out of memory. */
 struct confirm_client *confirm_client_new(const char *base_url,
-                                          const char *api_key,
-                                          long timeout_ms);
+                                          const char *api_key, long timeout_ms);
 void confirm_client_free(struct confirm_client *c);
 
 struct confirm_request {
@@ -61,6 +61,15 @@ struct confirm_request {
 enum confirm_outcome confirm_send(struct confirm_client *c,
                                   const struct confirm_request *req,
                                   long *http_status, struct strbuf *why);
+
+/*
+ * Which consumer the API key belongs to: GET /consumer/api-key (the key in
+ * a JSON body, never in the URL), then GET /consumer/data ("self" reads
+ * are allowed).  CONFIRM_OK with the consumer_name in name_out; otherwise
+ * the outcome of the call that failed, with `why`.
+ */
+enum confirm_outcome confirm_whoami(struct confirm_client *c, char name_out[64],
+                                    long *http_status, struct strbuf *why);
 
 /* The table above: transport_ok false means no HTTP answer at all. */
 enum confirm_outcome confirm_classify(bool transport_ok, long http_status);

@@ -235,7 +235,8 @@ event_raw_line(const char *body, size_t len, size_t max, struct strbuf *out)
         /* anything else: a JSON string literal of the bytes; when they are
          * not valid UTF-8, every non-ASCII byte shows as U+FFFD */
         size_t cut = n;
-        while (cut > 0 && cut < len && ((unsigned char)body[cut] & 0xC0) == 0x80)
+        while (cut > 0 && cut < len &&
+               ((unsigned char)body[cut] & 0xC0) == 0x80)
             cut--;
         struct strbuf clean = STRBUF_INIT;
         if (utf8_length(body, cut) >= 0) {

@@ -45,10 +45,10 @@
 #define RETRY_BACKOFF_FIRST_MS 1000
 #define RETRY_BACKOFF_MAX_MS 15000
 #define RECONNECT_FIRST_MS 1000
-#define RECONNECT_MAX_MS 10000
+#define RECONNECT_MAX_MS 5000
 #define IDLE_WAIT_MS 250 /* how often a quiet loop looks at the stop flag */
 #define FAILED_REPORT_TRIES 3
-#define RAW_MAX_BYTES (64 * 1024)
+#define RAW_MAX_BYTES ((size_t)64 * 1024)
 #define EXIT_FATAL 3
 #define ISO_LEN 40 /* 2025-10-23T14:34:51.467162Z and its NUL, with room */
 
@@ -218,7 +218,8 @@ static void
 fatal(struct app *a, const char *what)
 {
     log_error("%s: stopping (exit status %d); unfinished messages stay in "
-              "the queue", what, EXIT_FATAL);
+              "the queue",
+              what, EXIT_FATAL);
     a->exit_code = EXIT_FATAL;
 }
 
@@ -255,8 +256,10 @@ confirm_and_settle(struct app *a, struct msg *m)
         break;
     case CONFIRM_AUTH: {
         struct strbuf what = STRBUF_INIT;
-        sb_printf(&what, "the service refused the API key (HTTP %ld: %s) "
-                  "confirming event %s", http, sb_str(&why), m->ev.event_id);
+        sb_printf(&what,
+                  "the service refused the API key (HTTP %ld: %s) "
+                  "confirming event %s",
+                  http, sb_str(&why), m->ev.event_id);
         fatal(a, sb_str(&what));
         sb_free(&what);
         rc = amqpc_requeue(&a->mq, m->tag);
@@ -273,12 +276,14 @@ confirm_and_settle(struct app *a, struct msg *m)
             backoff = RETRY_BACKOFF_MAX_MS;
         if (http != 0)
             log_warn("event %s: confirm-delivery failed (HTTP %ld: %s); "
-                     "requeued after %ld ms (delivery %ld)", m->ev.event_id,
-                     http, sb_str(&why), backoff, m->delivery_count + 1);
+                     "requeued after %ld ms (delivery %ld)",
+                     m->ev.event_id, http, sb_str(&why), backoff,
+                     m->delivery_count + 1);
         else
             log_warn("event %s: confirm-delivery failed (%s); requeued after "
-                     "%ld ms (delivery %ld)", m->ev.event_id, sb_str(&why),
-                     backoff, m->delivery_count + 1);
+                     "%ld ms (delivery %ld)",
+                     m->ev.event_id, sb_str(&why), backoff,
+                     m->delivery_count + 1);
         nap(a, backoff);
         a->n_requeued++;
         rc = amqpc_requeue(&a->mq, m->tag);
@@ -375,21 +380,24 @@ report_failed(struct app *a, const char *event_id, const char *reason)
         } else if (o == CONFIRM_RETRY && i < FAILED_REPORT_TRIES &&
                    !stopping(a)) {
             log_warn("event %s: reporting it failed did not get through "
-                     "(%s); trying again", event_id, sb_str(&why));
+                     "(%s); trying again",
+                     event_id, sb_str(&why));
             sb_free(&why);
-            nap(a, RETRY_BACKOFF_FIRST_MS * i);
+            nap(a, (long)RETRY_BACKOFF_FIRST_MS * i);
             continue;
         } else if (o == CONFIRM_AUTH) {
             struct strbuf what = STRBUF_INIT;
-            sb_printf(&what, "the service refused the API key (HTTP %ld: %s)"
-                      " reporting event %s failed", http, sb_str(&why),
-                      event_id);
+            sb_printf(&what,
+                      "the service refused the API key (HTTP %ld: %s)"
+                      " reporting event %s failed",
+                      http, sb_str(&why), event_id);
             fatal(a, sb_str(&what));
             sb_free(&what);
         } else {
             log_error("event %s: could not report it failed (HTTP %ld: %s); "
                       "it stays undelivered at the service and the message "
-                      "is in the DLQ", event_id, http, sb_str(&why));
+                      "is in the DLQ",
+                      event_id, http, sb_str(&why));
         }
         sb_free(&why);
         break;
@@ -447,13 +455,14 @@ on_delivery(struct app *a, struct amqpc_delivery *d)
 
     const char *key = m->ev.customer_key;
     int64_t last = state_last_seq(a->state, key);
-    switch (reorder_offer(a->reorder, key, m->ev.sequence, last, mono_ms(),
-                          m)) {
+    switch (
+        reorder_offer(a->reorder, key, m->ev.sequence, last, mono_ms(), m)) {
     case REORDER_HELD:
         log_info("event %s (customer %s, seq %lld) waits for seq %lld..%lld "
-                 "(at most %ld ms)", m->ev.event_id, key_label(key),
-                 (long long)m->ev.sequence, (long long)last + 1,
-                 (long long)m->ev.sequence - 1, a->cfg.gap_timeout_ms);
+                 "(at most %ld ms)",
+                 m->ev.event_id, key_label(key), (long long)m->ev.sequence,
+                 (long long)last + 1, (long long)m->ev.sequence - 1,
+                 a->cfg.gap_timeout_ms);
         m = NULL; /* the buffer's now */
         break;
     case REORDER_NOW:
@@ -471,7 +480,8 @@ on_delivery(struct app *a, struct amqpc_delivery *d)
     case REORDER_ERROR:
     default:
         log_warn("event %s: cannot hold it for ordering (out of memory); "
-                 "processing it now", m->ev.event_id);
+                 "processing it now",
+                 m->ev.event_id);
         rc = process(a, m, "out of order");
         break;
     }
@@ -518,18 +528,16 @@ ensure_connected(struct app *a)
         long next = a->reconnect_ms ? a->reconnect_ms * 2 : RECONNECT_FIRST_MS;
         if (next > RECONNECT_MAX_MS)
             next = RECONNECT_MAX_MS;
-        log_warn("broker %s: %s; retrying in %ld ms", a->mq.where,
-                 sb_str(&why), next);
+        log_warn("broker %s: %s; retrying in %ld ms", a->mq.where, sb_str(&why),
+                 next);
         a->reconnect_ms = next;
         sb_free(&why);
         return false;
     }
     sb_free(&why);
     a->reconnect_ms = 0;
-    log_info("consuming %s on %s (prefetch %ld, gap timeout %ld ms); with "
-             "another consumer active on the queue this one waits as its "
-             "standby", a->cfg.queue, a->mq.where, a->cfg.prefetch,
-             a->cfg.gap_timeout_ms);
+    log_info("consuming %s on %s (prefetch %ld, gap timeout %ld ms)",
+             a->cfg.queue, a->mq.where, a->cfg.prefetch, a->cfg.gap_timeout_ms);
     return true;
 }
 
@@ -596,6 +604,55 @@ shut_down(struct app *a)
              returned);
 }
 
+/*
+ * Before consuming anything: is the key accepted, and is it this
+ * consumer's?  A key of another consumer would make every confirmation a
+ * 404 (acknowledged, never confirmed); a refused one would requeue every
+ * message.  An API that cannot be reached now is no reason not to start:
+ * confirmations are retried.
+ */
+static int
+check_identity(struct app *a)
+{
+    struct strbuf why = STRBUF_INIT;
+    char owner[64];
+    long http = 0;
+    int rc = 0;
+
+    switch (confirm_whoami(a->confirm, owner, &http, &why)) {
+    case CONFIRM_OK:
+        if (strcmp(owner, a->cfg.name) != 0) {
+            fprintf(stderr,
+                    "fintegrate-consumer: the API key belongs to consumer "
+                    "\"%s\", not \"%s\": use that consumer's key\n",
+                    owner, a->cfg.name);
+            rc = -1;
+        }
+        break;
+    case CONFIRM_AUTH:
+    case CONFIRM_REFUSED:
+        fprintf(stderr,
+                "fintegrate-consumer: the service refuses the API key (HTTP "
+                "%ld: %s)\n",
+                http, sb_str(&why));
+        rc = -1;
+        break;
+    case CONFIRM_RETRY:
+    default:
+        if (http != 0)
+            log_warn("cannot check the API key now (HTTP %ld: %s); starting "
+                     "anyway: confirmations are retried",
+                     http, sb_str(&why));
+        else
+            log_warn("cannot check the API key now (%s); starting anyway: "
+                     "confirmations are retried",
+                     sb_str(&why));
+        break;
+    }
+    sb_free(&why);
+    return rc;
+}
+
 static int
 install_signals(void)
 {
@@ -639,7 +696,7 @@ main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (install_signals() < 0) {
         fprintf(stderr, "fintegrate-consumer: cannot install signal "
-                "handlers\n");
+                        "handlers\n");
         goto out;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -648,16 +705,6 @@ main(int argc, char **argv)
     }
     curl_ready = true;
 
-    struct state_options so = {
-        .max_events = a.cfg.retain_events,
-        .max_age_days = a.cfg.retain_days,
-        .max_customers = a.cfg.retain_customers,
-        .fsync = true,
-    };
-    if (state_open(&a.state, a.cfg.state_dir, &so, wall_ms(), &err) < 0) {
-        fprintf(stderr, "fintegrate-consumer: %s\n", sb_str(&err));
-        goto out;
-    }
     a.reorder = reorder_new(a.cfg.gap_timeout_ms);
     a.confirm = confirm_client_new(a.cfg.base_url, a.cfg.api_key,
                                    a.cfg.http_timeout_ms);
@@ -671,6 +718,18 @@ main(int argc, char **argv)
                           (int)a.cfg.prefetch, &err);
     sb_free(&name);
     if (init < 0) {
+        fprintf(stderr, "fintegrate-consumer: %s\n", sb_str(&err));
+        goto out;
+    }
+    if (check_identity(&a) < 0)
+        goto out;
+    struct state_options so = {
+        .max_events = a.cfg.retain_events,
+        .max_age_days = a.cfg.retain_days,
+        .max_customers = a.cfg.retain_customers,
+        .fsync = true,
+    };
+    if (state_open(&a.state, a.cfg.state_dir, &so, wall_ms(), &err) < 0) {
         fprintf(stderr, "fintegrate-consumer: %s\n", sb_str(&err));
         goto out;
     }

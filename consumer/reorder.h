@@ -46,10 +46,10 @@ enum reorder_verdict {
 };
 
 struct reorder_out {
-    void *item;         /* the caller's again */
+    void *item; /* the caller's again */
     int64_t seq;
-    bool after_gap;     /* released by the timeout, not by the gap filling */
-    int64_t gap_first;  /* when after_gap: the missing sequences, inclusive */
+    bool after_gap;    /* released by the timeout, not by the gap filling */
+    int64_t gap_first; /* when after_gap: the missing sequences, inclusive */
     int64_t gap_last;
 };
 

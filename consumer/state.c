@@ -109,6 +109,8 @@ ids_delete_slot(struct state *s, size_t i)
 static void
 ids_evict_oldest(struct state *s)
 {
+    if (s->count == 0)
+        return;
     ids_delete_slot(s, id_slot(s, s->ring[s->head].id));
     s->head = (s->head + 1) % s->cap;
     s->count--;
@@ -118,6 +120,8 @@ ids_evict_oldest(struct state *s)
 static void
 ids_add(struct state *s, const char *id, int64_t ms)
 {
+    if (s->cap == 0) /* state_open refuses max_events < 1 */
+        return;
     if (s->count == s->cap)
         ids_evict_oldest(s);
     size_t at = (s->head + s->count) % s->cap;
@@ -276,9 +280,10 @@ take_lock(struct state *s, struct strbuf *err)
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         if (e == EWOULDBLOCK)
-            sb_printf(err, "the state directory %s is in use by another "
-                      "fintegrate-consumer (pid %s)", s->dir,
-                      pid[0] ? pid : "unknown");
+            sb_printf(err,
+                      "the state directory %s is in use by another "
+                      "fintegrate-consumer (pid %s)",
+                      s->dir, pid[0] ? pid : "unknown");
         else
             sb_printf(err, "cannot lock %s: %s", path, strerror(e));
         goto out;
@@ -418,9 +423,11 @@ load(struct state *s, struct strbuf *err)
         }
         if (header) {
             if (strcmp(line, STATE_HEADER) != 0) {
-                sb_printf(err, "%s is not a fintegrate-consumer state file "
+                sb_printf(err,
+                          "%s is not a fintegrate-consumer state file "
                           "(first line differs); move it away or choose "
-                          "another state directory", s->path);
+                          "another state directory",
+                          s->path);
                 goto out;
             }
             header = false;
@@ -444,15 +451,15 @@ load(struct state *s, struct strbuf *err)
     }
     if (torn) {
         log_warn("state: %s ends with an incomplete record (a crash while "
-                 "writing it): cut off", s->path);
+                 "writing it): cut off",
+                 s->path);
         if (ftruncate(s->fd, good_end) < 0) {
             sb_printf(err, "cannot repair %s: %s", s->path, strerror(errno));
             goto out;
         }
     }
     if (bad > 0)
-        log_warn("state: %zu unreadable record(s) in %s skipped", bad,
-                 s->path);
+        log_warn("state: %zu unreadable record(s) in %s skipped", bad, s->path);
     s->file_size = good_end;
     if (header) { /* empty (or only a torn header): start the file */
         if (ftruncate(s->fd, 0) < 0 ||
@@ -474,16 +481,14 @@ out:
 static bool
 compaction_due(const struct state *s)
 {
-    return s->records >
-           2 * (s->count + s->cust_count) + STATE_COMPACT_SLACK;
+    return s->records > 2 * (s->count + s->cust_count) + STATE_COMPACT_SLACK;
 }
 
 /* ------------------------------------------------------------- public */
 
 int
-state_open(struct state **out, const char *dir,
-           const struct state_options *opt, int64_t now_ms,
-           struct strbuf *err)
+state_open(struct state **out, const char *dir, const struct state_options *opt,
+           int64_t now_ms, struct strbuf *err)
 {
     struct state *s = calloc(1, sizeof *s);
     *out = NULL;
@@ -586,8 +591,8 @@ state_record(struct state *s, const char *event_id, const char *key,
         sb_printf(err, "cannot write %s: %s", s->path, strerror(errno));
         /* never leave half a line for the next record to continue */
         if (ftruncate(s->fd, s->file_size) < 0)
-            log_warn("state: could not cut a failed write from %s: %s",
-                     s->path, strerror(errno));
+            log_warn("state: could not cut a failed write from %s: %s", s->path,
+                     strerror(errno));
         return -1;
     }
     s->file_size += n;
@@ -606,8 +611,7 @@ state_record(struct state *s, const char *event_id, const char *key,
         struct strbuf why = STRBUF_INIT;
         /* the log is still whole when this fails: keep going, try later */
         if (state_compact(s, now_ms, &why) < 0)
-            log_warn("state: compaction failed (%s); will retry",
-                     sb_str(&why));
+            log_warn("state: compaction failed (%s); will retry", sb_str(&why));
         sb_free(&why);
     }
     return 0;

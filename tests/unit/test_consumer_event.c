@@ -31,8 +31,7 @@ static const char good[] =
 
 /* Parses body; returns the rc and leaves the reason in *reason (owned). */
 static int
-parse(const char *body, const char *message_id, struct event *ev,
-      char **reason)
+parse(const char *body, const char *message_id, struct event *ev, char **reason)
 {
     struct strbuf sb = STRBUF_INIT;
     int rc = event_parse(ev, body, strlen(body), message_id, &sb);
@@ -48,8 +47,7 @@ expect_poison(const char *body, const char *message_id, const char *needle,
     char *reason;
     assert_int_equal(parse(body, message_id, &ev, &reason), -1);
     if (strstr(reason, needle) == NULL)
-        fail_msg("reason \"%s\" lacks \"%s\" (body %s)", reason, needle,
-                 body);
+        fail_msg("reason \"%s\" lacks \"%s\" (body %s)", reason, needle, body);
     assert_string_equal(ev.event_id, expect_id);
     free(reason);
     event_free(&ev);
@@ -138,16 +136,16 @@ test_poison(void **state)
     /* the major version */
     expect_poison("{\"event_id\":\"" EID "\"}", NULL,
                   "schema_version is missing", EID);
-    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"2.0\"}",
-                  NULL, "unknown schema_version \"2.0\"", EID);
-    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"10\"}",
-                  NULL, "unknown schema_version", EID);
+    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"2.0\"}", NULL,
+                  "unknown schema_version \"2.0\"", EID);
+    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"10\"}", NULL,
+                  "unknown schema_version", EID);
     expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":1.0}", NULL,
                   "unknown schema_version", EID);
-    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"1.x\"}",
-                  NULL, "unknown schema_version", EID);
-    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"v1\"}",
-                  NULL, "unknown schema_version", EID);
+    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"1.x\"}", NULL,
+                  "unknown schema_version", EID);
+    expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"v1\"}", NULL,
+                  "unknown schema_version", EID);
     /* what ordering needs */
     expect_poison("{\"event_id\":\"" EID "\",\"schema_version\":\"1.0\","
                   "\"sequence\":1}",
@@ -251,8 +249,11 @@ test_raw_line(void **state)
     assert_string_equal(sb_str(&sb), "\"bad\\nline\"");
     sb_reset(&sb);
     /* bytes that are not UTF-8 */
-    event_raw_line("a\xff" "b", 3, 1000, &sb);
-    assert_string_equal(sb_str(&sb), "\"a\xEF\xBF\xBD" "b\"");
+    event_raw_line("a\xff"
+                   "b",
+                   3, 1000, &sb);
+    assert_string_equal(sb_str(&sb), "\"a\xEF\xBF\xBD"
+                                     "b\"");
     sb_reset(&sb);
     /* cut, on a character boundary */
     event_raw_line("h\xC3\xA9llo", 6, 2, &sb);
@@ -300,16 +301,20 @@ static void
 test_config_precedence(void **state)
 {
     (void)state;
-    static const char *const env[] = {
-        "FINTEGRATE_CONSUMER_NAME", "bank001",
-        "FINTEGRATE_API_KEY", KEY,
-        "FINTEGRATE_CONSUMER_PREFETCH", "20",
-        "FINTEGRATE_BASE_URL", "http://127.0.0.1:18080/",
-        "HOME", "/home/bank",
-        NULL};
+    static const char *const env[] = {"FINTEGRATE_CONSUMER_NAME",
+                                      "bank001",
+                                      "FINTEGRATE_API_KEY",
+                                      KEY,
+                                      "FINTEGRATE_CONSUMER_PREFETCH",
+                                      "20",
+                                      "FINTEGRATE_BASE_URL",
+                                      "http://127.0.0.1:18080/",
+                                      "HOME",
+                                      "/home/bank",
+                                      NULL};
     g_env = env;
-    char *argv[] = {"fintegrate-consumer", "--prefetch", "7",
-                    "--gap-timeout-ms=250", "--raw", NULL};
+    char *argv[] = {"fintegrate-consumer",  "--prefetch", "7",
+                    "--gap-timeout-ms=250", "--raw",      NULL};
     struct consumer_config cfg;
     struct strbuf err = STRBUF_INIT;
     assert_int_equal(consumer_config_load(&cfg, 5, argv, fake_env, &err),
@@ -317,7 +322,7 @@ test_config_precedence(void **state)
     assert_string_equal(cfg.name, "bank001");
     assert_string_equal(cfg.queue, "customer_notification_bank001");
     assert_string_equal(cfg.api_key, KEY);
-    assert_int_equal(cfg.prefetch, 7);   /* the flag wins */
+    assert_int_equal(cfg.prefetch, 7); /* the flag wins */
     assert_int_equal(cfg.gap_timeout_ms, 250);
     assert_int_equal(cfg.raw, 1);
     assert_int_equal(cfg.retain_events, 100000);
@@ -352,17 +357,24 @@ test_config_errors(void **state)
 {
     (void)state;
     static const char *const no_name[] = {"FINTEGRATE_API_KEY", KEY, NULL};
-    static const char *const no_key[] = {"FINTEGRATE_CONSUMER_NAME", "b",
-                                         NULL};
+    static const char *const no_key[] = {"FINTEGRATE_CONSUMER_NAME", "b", NULL};
     static const char *const bad_key[] = {
         "FINTEGRATE_CONSUMER_NAME", "b", "FINTEGRATE_API_KEY",
         "fk_0123456789abcdefghij\r\nX-Evil: 1", NULL};
-    static const char *const ok[] = {"FINTEGRATE_CONSUMER_NAME", "b",
-                                     "FINTEGRATE_API_KEY", KEY, "HOME",
-                                     "/root", NULL};
-    static const char *const bad_env[] = {
-        "FINTEGRATE_CONSUMER_NAME", "b", "FINTEGRATE_API_KEY", KEY,
-        "FINTEGRATE_CONSUMER_GAP_TIMEOUT_MS", "soon", NULL};
+    static const char *const ok[] = {"FINTEGRATE_CONSUMER_NAME",
+                                     "b",
+                                     "FINTEGRATE_API_KEY",
+                                     KEY,
+                                     "HOME",
+                                     "/root",
+                                     NULL};
+    static const char *const bad_env[] = {"FINTEGRATE_CONSUMER_NAME",
+                                          "b",
+                                          "FINTEGRATE_API_KEY",
+                                          KEY,
+                                          "FINTEGRATE_CONSUMER_GAP_TIMEOUT_MS",
+                                          "soon",
+                                          NULL};
     char *a0[] = {"c", NULL};
     char *a_bad_flag[] = {"c", "--nope", NULL};
     char *a_no_value[] = {"c", "--prefetch", NULL};
@@ -387,9 +399,12 @@ static void
 test_config_help_and_check(void **state)
 {
     (void)state;
-    static const char *const ok[] = {"FINTEGRATE_CONSUMER_NAME", "b",
-                                     "FINTEGRATE_API_KEY", KEY,
-                                     "FINTEGRATE_CONSUMER_STATE_DIR", "/s",
+    static const char *const ok[] = {"FINTEGRATE_CONSUMER_NAME",
+                                     "b",
+                                     "FINTEGRATE_API_KEY",
+                                     KEY,
+                                     "FINTEGRATE_CONSUMER_STATE_DIR",
+                                     "/s",
                                      NULL};
     g_env = ok;
     char *help[] = {"c", "--help", NULL};

@@ -178,8 +178,8 @@ test_upper_case_ids_are_the_same_event(void **state)
     struct fixture *f = *state;
     struct state *s = open_ok(f, opts(10, 30, 10), T0);
     struct strbuf err = STRBUF_INIT;
-    assert_int_equal(state_record(s, "ABCDEF00-0000-4000-8000-00000000000A",
-                                  C1, 1, T0, &err),
+    assert_int_equal(state_record(s, "ABCDEF00-0000-4000-8000-00000000000A", C1,
+                                  1, T0, &err),
                      0);
     assert_true(state_has_event(s, "abcdef00-0000-4000-8000-00000000000a"));
     /* bad input is refused, nothing written */
@@ -187,8 +187,8 @@ test_upper_case_ids_are_the_same_event(void **state)
     assert_int_equal(state_record(s, "abcdef00-0000-4000-8000-00000000000b",
                                   "not-a-customer", 2, T0, &err),
                      -1);
-    assert_int_equal(state_record(s, "abcdef00-0000-4000-8000-00000000000b",
-                                  C1, 0, T0, &err),
+    assert_int_equal(state_record(s, "abcdef00-0000-4000-8000-00000000000b", C1,
+                                  0, T0, &err),
                      -1);
     assert_int_equal(state_last_seq(s, C1), 1);
     sb_free(&err);
@@ -266,10 +266,10 @@ test_customers_bounded_most_recent_kept(void **state)
     /* the reopen compacts: the least recently active customer goes */
     s = open_ok(f, opts(100, 30, 2), T0 + 3);
     assert_int_equal(state_customer_count(s), 2);
-    assert_int_equal(
-        state_last_seq(s, "aaaaaaaa-0000-4000-8000-000000000001"), 0);
-    assert_int_equal(
-        state_last_seq(s, "aaaaaaaa-0000-4000-8000-000000000003"), 6);
+    assert_int_equal(state_last_seq(s, "aaaaaaaa-0000-4000-8000-000000000001"),
+                     0);
+    assert_int_equal(state_last_seq(s, "aaaaaaaa-0000-4000-8000-000000000003"),
+                     6);
     /* ids are kept by their own rule */
     assert_true(has(s, 1));
     state_close(s);

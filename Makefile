@@ -84,6 +84,11 @@ tests: $(UNIT_BIN) $(ITEST_BIN)
 run: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/stack.sh up
+	@echo "  consumer program (README.md, \"The consumer program\"):"
+	@echo "    FINTEGRATE_CONSUMER_NAME=<consumer_name> FINTEGRATE_API_KEY=<its key> \\"
+	@echo "    FINTEGRATE_BASE_URL=$${FINTEGRATE_BASE_URL:-http://127.0.0.1:$${FINTEGRATE_HTTP_PORT:-8080}} bin/fintegrate-consumer"
+	@[ "$${FINTEGRATE_AMQP_PORT:-5672}" = 5672 ] || \
+	    echo "    (and FINTEGRATE_AMQP_URL=amqp://guest:guest@127.0.0.1:$$FINTEGRATE_AMQP_PORT)"
 
 stop:
 	@scripts/stack.sh down

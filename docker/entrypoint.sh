@@ -119,7 +119,11 @@ run() {
     # the ones in flight.
     trap 'stopping=1' TERM INT
     wait -n "$app" "$ngx" || rc=$?
-    [ "$stopping" = 1 ] && rc=0 || say "a process exited (status $rc): stopping the container"
+    if [ "$stopping" = 1 ]; then
+        rc=0
+    else
+        say "a process exited (status $rc): stopping the container"
+    fi
     kill -QUIT "$ngx" 2>/dev/null || true
     kill -TERM "$app" 2>/dev/null || true
     wait "$app" "$ngx" 2>/dev/null || true

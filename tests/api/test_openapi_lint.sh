@@ -4,7 +4,7 @@
 # their schemas, every operation with an id, summary, 4xx and security...),
 # and docs/openapi.json (what nginx serves) is generated from it.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 # No usage telemetry or update check (only the npm registry is reachable).
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 pass=0 fail=0

@@ -10,7 +10,7 @@
 #     passes `nginx -t`, and docker/entrypoint.sh is valid bash.
 # Run by scripts/test.sh with the test stack up (FINTEGRATE_BASE_URL).
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 
 pass=0 fail=0
 step() {   # step NAME CMD... — one check, its output indented on failure

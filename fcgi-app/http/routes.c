@@ -181,8 +181,8 @@ const struct route routes[] = {
     {"POST", "/events/resend", events_resend, ROUTE_ADMIN, resend_fields},
     {"POST", "/events/redeliver", events_redeliver, ROUTE_ADMIN,
      redeliver_fields},
-    {"GET", "/events/health", events_health, ROUTE_ADMIN | ROUTE_NO_INPUT,
-     NULL},
+    /* takes nothing: any query parameter is an unknown field (422) */
+    {"GET", "/events/health", events_health, ROUTE_ADMIN, NULL},
     {"POST", "/events/confirm-delivery", events_confirm_delivery, 0,
      confirm_fields},
     {"POST", "/consumer/data", consumers_create, ROUTE_ADMIN,

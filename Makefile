@@ -158,4 +158,23 @@ $(CONSUMER_UNIT_BIN): $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ) $(CONSUME
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app -I. $(LDFLAGS) \
 	    -o $@ $< $(LIB_OBJ) $(CONSUMER_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
 
+# make lint / format / format-check cover consumer/ too
+.PHONY: consumer-lint consumer-format consumer-format-check
+lint: consumer-lint
+format: consumer-format
+format-check: consumer-format-check
+
+consumer-lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem \
+	    -D__GNUC__ $(CONSUMER_SRC)
+	clang-tidy --quiet $(CONSUMER_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) \
+	    $(PKG_CFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null)
+
+consumer-format:
+	clang-format -i $(CONSUMER_SRC) $(wildcard consumer/*.h)
+
+consumer-format-check:
+	clang-format --dry-run --Werror $(CONSUMER_SRC) $(wildcard consumer/*.h)
+
 -include $(CONSUMER_OBJ:.o=.d)

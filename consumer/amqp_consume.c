@@ -2,6 +2,7 @@
  * consumer/amqp_consume.c — see amqp_consume.h.
  */
 #include "amqp_consume.h"
+#include "../fcgi-app/mq/amqp_reply.h"
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
@@ -74,39 +75,6 @@ amqpc_is_open(const struct amqpc *c)
     return c->conn != NULL;
 }
 
-/* Describes an RPC reply that is not normal; true when it was normal. */
-static bool
-rpc_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return true;
-    case AMQP_RESPONSE_NONE:
-        sb_printf(reason, "%s: missing RPC reply", what);
-        break;
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        sb_printf(reason, "%s: %s", what, amqp_error_string2(r.library_error));
-        break;
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *m = r.reply.decoded;
-            sb_printf(reason, "%s: connection closed by the broker: %d %.*s",
-                      what, m->reply_code, (int)m->reply_text.len,
-                      (const char *)m->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *m = r.reply.decoded;
-            sb_printf(reason, "%s: channel closed by the broker: %d %.*s", what,
-                      m->reply_code, (int)m->reply_text.len,
-                      (const char *)m->reply_text.bytes);
-        } else {
-            sb_printf(reason, "%s: broker error (method 0x%08x)", what,
-                      (unsigned)r.reply.id);
-        }
-        break;
-    }
-    return false;
-}
-
 int
 amqpc_connect(struct amqpc *c, struct strbuf *reason)
 {
@@ -152,22 +120,22 @@ amqpc_connect(struct amqpc *c, struct strbuf *reason)
                    .value = {.table = {1, caps}}}},
     };
     amqp_table_t properties = {2, props};
-    if (!rpc_ok(amqp_login_with_properties(c->conn, info.vhost, 0, 131072,
+    if (!amqp_reply_ok(amqp_login_with_properties(c->conn, info.vhost, 0, 131072,
                                            AMQPC_HEARTBEAT_S, &properties,
                                            AMQP_SASL_METHOD_PLAIN, info.user,
                                            info.password),
                 "login", reason))
         goto out;
     amqp_channel_open(c->conn, AMQPC_CHANNEL);
-    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "channel.open", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "channel.open", reason))
         goto out;
     amqp_basic_qos(c->conn, AMQPC_CHANNEL, 0, (uint16_t)c->prefetch, 0);
-    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "basic.qos", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "basic.qos", reason))
         goto out;
     amqp_basic_consume(c->conn, AMQPC_CHANNEL, amqp_cstring_bytes(c->queue),
                        amqp_cstring_bytes(c->consumer_tag), 0, 0, 0,
                        amqp_empty_table);
-    if (!rpc_ok(amqp_get_rpc_reply(c->conn), "basic.consume", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "basic.consume", reason))
         goto out;
     rc = 0;
 out:
@@ -310,7 +278,7 @@ amqpc_next(struct amqpc *c, long timeout_ms, struct amqpc_delivery *d,
             amqpc_drop(c);
         return e;
     }
-    rpc_ok(r, "waiting for messages", reason);
+    amqp_reply_ok(r, "waiting for messages", reason);
     amqpc_drop(c);
     return AMQPC_LOST;
 }
@@ -363,7 +331,7 @@ amqpc_cancel(struct amqpc *c)
         return -1;
     amqp_basic_cancel(c->conn, AMQPC_CHANNEL,
                       amqp_cstring_bytes(c->consumer_tag));
-    bool ok = rpc_ok(amqp_get_rpc_reply(c->conn), "basic.cancel", &why);
+    bool ok = amqp_reply_ok(amqp_get_rpc_reply(c->conn), "basic.cancel", &why);
     sb_free(&why);
     if (!ok) {
         amqpc_drop(c);

@@ -2,6 +2,7 @@
  * fcgi-app/mq/amqp_conn.c — see amqp_conn.h.
  */
 #include "amqp_conn.h"
+#include "amqp_reply.h"
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
@@ -73,39 +74,6 @@ tv_ms(long ms)
     return tv;
 }
 
-/* Describes an RPC reply that is not normal; true when it was normal. */
-static bool
-rpc_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return true;
-    case AMQP_RESPONSE_NONE:
-        sb_printf(reason, "%s: missing RPC reply", what);
-        break;
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        sb_printf(reason, "%s: %s", what, amqp_error_string2(r.library_error));
-        break;
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *c = r.reply.decoded;
-            sb_printf(reason, "%s: connection closed by broker: %d %.*s", what,
-                      c->reply_code, (int)c->reply_text.len,
-                      (const char *)c->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *c = r.reply.decoded;
-            sb_printf(reason, "%s: channel closed by broker: %d %.*s", what,
-                      c->reply_code, (int)c->reply_text.len,
-                      (const char *)c->reply_text.bytes);
-        } else {
-            sb_printf(reason, "%s: broker error (method 0x%08x)", what,
-                      (unsigned)r.reply.id);
-        }
-        break;
-    }
-    return false;
-}
-
 /* Anything readable on an idle connection means the broker is closing it
  * (connection.close at shutdown) or has gone (EOF). */
 static bool
@@ -151,15 +119,15 @@ mq_conn_open(struct mq_conn *m, struct strbuf *reason)
     amqp_set_handshake_timeout(m->conn, &tv);
     amqp_set_rpc_timeout(m->conn, &tv);
     /* heartbeat 0: see the header */
-    if (!rpc_ok(amqp_login(m->conn, info.vhost, 0, 131072, 0,
+    if (!amqp_reply_ok(amqp_login(m->conn, info.vhost, 0, 131072, 0,
                            AMQP_SASL_METHOD_PLAIN, info.user, info.password),
                 "login", reason))
         goto fail;
     amqp_channel_open(m->conn, MQ_CHANNEL);
-    if (!rpc_ok(amqp_get_rpc_reply(m->conn), "channel.open", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "channel.open", reason))
         goto fail;
     amqp_confirm_select(m->conn, MQ_CHANNEL);
-    if (!rpc_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason))
         goto fail;
     free(url);
     m->last_tag = 0;
@@ -325,7 +293,7 @@ mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
         amqp_exchange_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(names[i]),
                               amqp_cstring_bytes(types[i]), 0, 1, 0, 0,
                               amqp_empty_table);
-        if (!rpc_ok(amqp_get_rpc_reply(m->conn), "exchange.declare", reason)) {
+        if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "exchange.declare", reason)) {
             mq_conn_close(m);
             return -1;
         }
@@ -369,12 +337,12 @@ declare_queue(struct mq_conn *m, const char *queue, amqp_table_t args,
 {
     amqp_queue_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 1, 0,
                        0, args);
-    if (!rpc_ok(amqp_get_rpc_reply(m->conn), "queue.declare", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "queue.declare", reason))
         return -1;
     amqp_queue_bind(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue),
                     amqp_cstring_bytes(exchange), amqp_cstring_bytes(binding),
                     amqp_empty_table);
-    if (!rpc_ok(amqp_get_rpc_reply(m->conn), "queue.bind", reason))
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "queue.bind", reason))
         return -1;
     return 0;
 }

@@ -120,11 +120,11 @@ amqpc_connect(struct amqpc *c, struct strbuf *reason)
                    .value = {.table = {1, caps}}}},
     };
     amqp_table_t properties = {2, props};
-    if (!amqp_reply_ok(amqp_login_with_properties(c->conn, info.vhost, 0, 131072,
-                                           AMQPC_HEARTBEAT_S, &properties,
-                                           AMQP_SASL_METHOD_PLAIN, info.user,
-                                           info.password),
-                "login", reason))
+    if (!amqp_reply_ok(amqp_login_with_properties(
+                           c->conn, info.vhost, 0, 131072, AMQPC_HEARTBEAT_S,
+                           &properties, AMQP_SASL_METHOD_PLAIN, info.user,
+                           info.password),
+                       "login", reason))
         goto out;
     amqp_channel_open(c->conn, AMQPC_CHANNEL);
     if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "channel.open", reason))

@@ -15,7 +15,8 @@
 
 /* Writes a new key into out[APIKEY_LEN + 1].  0 ok, -1 if the OS could not
  * supply random bytes. */
-int apikey_generate(char out[APIKEY_LEN + 1]) __attribute__((warn_unused_result));
+int apikey_generate(char out[APIKEY_LEN + 1])
+    __attribute__((warn_unused_result));
 
 /* Writes the display prefix of `key` into out[APIKEY_PREFIX_LEN + 1]. */
 void apikey_prefix(const char *key, char out[APIKEY_PREFIX_LEN + 1]);

@@ -21,7 +21,10 @@ struct app_err {
     char code[8]; /* machine code from the layer below (a SQLSTATE), or "" */
 };
 
-#define APP_ERR_INIT {0, NULL, NULL, ""}
+#define APP_ERR_INIT                                                           \
+    {                                                                          \
+        0, NULL, NULL, ""                                                      \
+    }
 
 void err_set(struct app_err *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -19,7 +19,10 @@ struct config_row {
     long min, max; /* CFG_INT bounds */
 };
 
-#define ROW(n, t, f, d, lo, hi) {n, t, offsetof(struct config, f), d, lo, hi}
+#define ROW(n, t, f, d, lo, hi)                                                \
+    {                                                                          \
+        n, t, offsetof(struct config, f), d, lo, hi                            \
+    }
 
 static const struct config_row config_rows[] = {
     ROW("FINTEGRATE_DB_URL", CFG_STRING, db_url,
@@ -27,12 +30,11 @@ static const struct config_row config_rows[] = {
     ROW("FINTEGRATE_AMQP_URL", CFG_STRING, amqp_url,
         "amqp://guest:guest@127.0.0.1:5672", 0, 0),
     ROW("FINTEGRATE_WORKERS", CFG_INT, workers, "4", 1, 256),
-    ROW("FINTEGRATE_PUBLISH_TIMEOUT_MS", CFG_INT, publish_timeout_ms, "1000",
-        1, 60000),
-    ROW("FINTEGRATE_BREAKER_FAILURES", CFG_INT, breaker_failures, "5", 1,
-        1000),
-    ROW("FINTEGRATE_BREAKER_COOLDOWN_MS", CFG_INT, breaker_cooldown_ms,
-        "10000", 1, 3600000),
+    ROW("FINTEGRATE_PUBLISH_TIMEOUT_MS", CFG_INT, publish_timeout_ms, "1000", 1,
+        60000),
+    ROW("FINTEGRATE_BREAKER_FAILURES", CFG_INT, breaker_failures, "5", 1, 1000),
+    ROW("FINTEGRATE_BREAKER_COOLDOWN_MS", CFG_INT, breaker_cooldown_ms, "10000",
+        1, 3600000),
     /* The contract: a deactivated key stops working within 5 s at most. */
     ROW("FINTEGRATE_KEY_CACHE_SECONDS", CFG_INT, key_cache_seconds, "2", 0, 5),
     ROW("FINTEGRATE_MAX_REQUESTS", CFG_INT, max_requests, "0", 0, 100000000),
@@ -74,8 +76,10 @@ load_row(struct config *cfg, const struct config_row *row, const char *raw,
     case CFG_INT: {
         long v;
         if (parse_long(raw, &v) < 0 || v < row->min || v > row->max) {
-            err_set(err, 500, "%s must be an integer between %ld and %ld "
-                    "(got \"%s\")", row->name, row->min, row->max, raw);
+            err_set(err, 500,
+                    "%s must be an integer between %ld and %ld "
+                    "(got \"%s\")",
+                    row->name, row->min, row->max, raw);
             return -1;
         }
         *(long *)field = v;
@@ -84,8 +88,10 @@ load_row(struct config *cfg, const struct config_row *row, const char *raw,
     case CFG_LOG_LEVEL: {
         int lvl = log_level_parse(raw);
         if (lvl < 0) {
-            err_set(err, 500, "%s must be one of debug, info, warn, error "
-                    "(got \"%s\")", row->name, raw);
+            err_set(err, 500,
+                    "%s must be one of debug, info, warn, error "
+                    "(got \"%s\")",
+                    row->name, raw);
             return -1;
         }
         *(long *)field = lvl;

@@ -24,7 +24,10 @@ struct strbuf {
     bool oom;   /* an allocation failed; contents are truncated */
 };
 
-#define STRBUF_INIT {NULL, 0, 0, false}
+#define STRBUF_INIT                                                            \
+    {                                                                          \
+        NULL, 0, 0, false                                                      \
+    }
 
 void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);

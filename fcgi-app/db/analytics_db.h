@@ -14,13 +14,12 @@
 /* Takes a snapshot in one statement.  *data = {analytics_id, customer_id,
  * snapshot_at} (owned), or NULL when the customer is not found. */
 int analytics_db_snapshot(struct db *db, const char *customer_id,
-                          const char *owner, json_t **data,
-                          struct app_err *err)
+                          const char *owner, json_t **data, struct app_err *err)
     __attribute__((warn_unused_result));
 
 /* The newest `limit` snapshots, newest first (owned array). */
-int analytics_db_list(struct db *db, const char *customer_id,
-                      const char *owner, const char *limit, json_t **list,
-                      struct app_err *err) __attribute__((warn_unused_result));
+int analytics_db_list(struct db *db, const char *customer_id, const char *owner,
+                      const char *limit, json_t **list, struct app_err *err)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -12,10 +12,10 @@ struct key_lookup {
     bool found;
     char consumer_id[37];
     char consumer_name[64];
-    bool consumer_active;  /* consumers.status = 'ACTIVE' */
-    char key_status[16];   /* active / expired / deactivated */
-    bool past_expiry;      /* expires_at <= now() */
-    double expires_epoch;  /* expires_at as Unix time */
+    bool consumer_active; /* consumers.status = 'ACTIVE' */
+    char key_status[16];  /* active / expired / deactivated */
+    bool past_expiry;     /* expires_at <= now() */
+    double expires_epoch; /* expires_at as Unix time */
 };
 
 /* Looks a key up by the hex SHA-256 of its text.  0 ok (found or not), -1

@@ -34,7 +34,8 @@ DB_STMT(consumers_names, 0,
     "fintegrate_ts(expires_at), fintegrate_ts(updated_at)"
 
 DB_STMT(keys_get, 1,
-        "SELECT " KEY_COLUMNS " FROM consumer_api_keys WHERE api_key_hash = $1");
+        "SELECT " KEY_COLUMNS
+        " FROM consumer_api_keys WHERE api_key_hash = $1");
 DB_STMT(keys_lock, 1,
         "SELECT " KEY_COLUMNS " FROM consumer_api_keys WHERE api_key_hash = $1 "
         "FOR UPDATE");
@@ -162,11 +163,10 @@ keys_db_deactivate_all(struct db *db, const char *consumer_id,
         return -1;
     *prefixes = json_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(*prefixes,
-                              json_pack("{s:s, s:s}", "api_key_prefix",
-                                        PQgetvalue(res, i, 0),
-                                        "previous_status",
-                                        PQgetvalue(res, i, 1)));
+        json_array_append_new(
+            *prefixes,
+            json_pack("{s:s, s:s}", "api_key_prefix", PQgetvalue(res, i, 0),
+                      "previous_status", PQgetvalue(res, i, 1)));
     PQclear(res);
     return 0;
 }

@@ -22,7 +22,8 @@ struct consumer {
 /* Inserts a consumer; a taken name is a 409 in `err` (code 23505). */
 int consumers_db_insert(struct db *db, const char *consumer_id,
                         const char *name, struct consumer *out,
-                        struct app_err *err) __attribute__((warn_unused_result));
+                        struct app_err *err)
+    __attribute__((warn_unused_result));
 int consumers_db_get(struct db *db, const char *consumer_id,
                      struct consumer *out, struct app_err *err)
     __attribute__((warn_unused_result));
@@ -44,17 +45,16 @@ struct key_row {
     bool found;
     char api_key_prefix[16];
     char consumer_id[37];
-    char status[16];       /* with 'expired' computed for a past expiry */
-    bool stored_active;    /* api_key_status = 'active' in the row */
+    char status[16];    /* with 'expired' computed for a past expiry */
+    bool stored_active; /* api_key_status = 'active' in the row */
     char created_at[40];
     char expires_at[40];
     char updated_at[40];
 };
 
 /* Looks a key up by hash; FOR UPDATE when `lock`. */
-int keys_db_get(struct db *db, const char *hash, bool lock,
-                struct key_row *out, struct app_err *err)
-    __attribute__((warn_unused_result));
+int keys_db_get(struct db *db, const char *hash, bool lock, struct key_row *out,
+                struct app_err *err) __attribute__((warn_unused_result));
 
 /* Deactivates the consumer's current key — active, or expired (whether or
  * not the lazy write-back marked it already: rotation retires it either
@@ -67,9 +67,8 @@ int keys_db_deactivate_all(struct db *db, const char *consumer_id,
 /* Inserts an active key; expires_at = now + `seconds`.  Writes the stored
  * expires_at into expires_at[40]. */
 int keys_db_insert(struct db *db, const char *consumer_id, const char *hash,
-                   const char *prefix, const char *seconds,
-                   char expires_at[40], struct app_err *err)
-    __attribute__((warn_unused_result));
+                   const char *prefix, const char *seconds, char expires_at[40],
+                   struct app_err *err) __attribute__((warn_unused_result));
 
 /* Sets one key's status ('deactivated' or 'expired'). */
 int keys_db_set_status(struct db *db, const char *hash, const char *status,

@@ -13,14 +13,15 @@ DB_STMT(customers_insert, 4,
         "RETURNING fintegrate_ts(created_at), fintegrate_ts(updated_at)");
 
 /* Tags as one JSON object in ascending byte order of tag_key. */
-DB_STMT(customers_get, 2,
-        "SELECT c.customer_id, c.consumer_id, c.name, c.status, "
-        "       fintegrate_ts(c.created_at), fintegrate_ts(c.updated_at), "
-        "       (SELECT COALESCE(json_object_agg(t.tag_key, t.tag_value "
-        "                        ORDER BY t.tag_key COLLATE \"C\"), '{}') "
-        "          FROM customer_tags t WHERE t.customer_id = c.customer_id) "
-        "  FROM customers c "
-        " WHERE c.customer_id = $1 AND ($2::uuid IS NULL OR c.consumer_id = $2)");
+DB_STMT(
+    customers_get, 2,
+    "SELECT c.customer_id, c.consumer_id, c.name, c.status, "
+    "       fintegrate_ts(c.created_at), fintegrate_ts(c.updated_at), "
+    "       (SELECT COALESCE(json_object_agg(t.tag_key, t.tag_value "
+    "                        ORDER BY t.tag_key COLLATE \"C\"), '{}') "
+    "          FROM customer_tags t WHERE t.customer_id = c.customer_id) "
+    "  FROM customers c "
+    " WHERE c.customer_id = $1 AND ($2::uuid IS NULL OR c.consumer_id = $2)");
 
 DB_STMT(customers_lock, 2,
         "SELECT customer_id, consumer_id, name, status, "

@@ -28,18 +28,18 @@ void customer_free(struct customer *c);
 
 /* Inserts a customer (in the caller's transaction); fills created_at and
  * updated_at of `c` from the database. */
-int customers_db_insert(struct db *db, struct customer *c,
-                        struct app_err *err) __attribute__((warn_unused_result));
+int customers_db_insert(struct db *db, struct customer *c, struct app_err *err)
+    __attribute__((warn_unused_result));
 
 /* Reads a customer with its tags. */
-int customers_db_get(struct db *db, const char *customer_id,
-                     const char *owner, struct customer *out,
-                     struct app_err *err) __attribute__((warn_unused_result));
+int customers_db_get(struct db *db, const char *customer_id, const char *owner,
+                     struct customer *out, struct app_err *err)
+    __attribute__((warn_unused_result));
 
 /* Reads and row-locks a customer (FOR UPDATE) inside a transaction. */
-int customers_db_lock(struct db *db, const char *customer_id,
-                      const char *owner, struct customer *out,
-                      struct app_err *err) __attribute__((warn_unused_result));
+int customers_db_lock(struct db *db, const char *customer_id, const char *owner,
+                      struct customer *out, struct app_err *err)
+    __attribute__((warn_unused_result));
 
 /* Sets the status of a locked customer; writes updated_at[40]. */
 int customers_db_set_status(struct db *db, const char *customer_id,

@@ -215,7 +215,7 @@ db_exec_value(struct db *db, struct db_stmt *st, const char *const *params,
         return -1;
     snprintf(out, outlen, "%s",
              PQntuples(res) > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0)
-                                                       : "");
+                                                      : "");
     PQclear(res);
     return 0;
 }

@@ -23,9 +23,9 @@
 #include <stddef.h>
 
 struct db {
-    PGconn *conn;     /* NULL until connected */
-    char *conninfo;   /* owned; a secret: never logged */
-    unsigned gen;     /* bumped at every (re)connect; invalidates prepares */
+    PGconn *conn;   /* NULL until connected */
+    char *conninfo; /* owned; a secret: never logged */
+    unsigned gen;   /* bumped at every (re)connect; invalidates prepares */
     bool in_tx;
 };
 
@@ -55,9 +55,8 @@ int db_ensure(struct db *db, struct app_err *err)
  * status is PGRES_TUPLES_OK or PGRES_COMMAND_OK, else NULL with `err` set.
  * params: `st->nparams` strings, NULL for SQL NULL.
  */
-PGresult *db_exec(struct db *db, struct db_stmt *st,
-                  const char *const *params, struct app_err *err)
-    __attribute__((warn_unused_result));
+PGresult *db_exec(struct db *db, struct db_stmt *st, const char *const *params,
+                  struct app_err *err) __attribute__((warn_unused_result));
 
 /* Runs a statement whose result only matters as success or failure. */
 int db_exec_command(struct db *db, struct db_stmt *st,

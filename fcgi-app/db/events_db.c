@@ -41,9 +41,8 @@ events_db_list(struct db *db, const struct events_filter *f, json_t **list,
     const char *p[] = {f->owner,          f->customer_id,    f->event_types,
                        f->publish_status, f->deliver_status, f->limit};
     *list = NULL;
-    PGresult *res = db_exec(db, f->newest_first ? &events_list_desc
-                                                : &events_list_asc,
-                            p, err);
+    PGresult *res = db_exec(
+        db, f->newest_first ? &events_list_desc : &events_list_asc, p, err);
     if (res == NULL)
         return -1;
     *list = json_array();
@@ -207,10 +206,11 @@ events_db_confirm(struct db *db, const struct confirmation *cf, bool *found,
     res = db_exec(db, &events_apply_confirm, ap, err);
     if (res == NULL)
         goto out;
-    *out = json_pack("{s:s, s:s, s:o}", "event_id", PQgetvalue(res, 0, 0),
-                     "deliver_status", PQgetvalue(res, 0, 1), "delivered_at",
-                     PQgetisnull(res, 0, 2) ? json_null()
-                                            : json_string(PQgetvalue(res, 0, 2)));
+    *out =
+        json_pack("{s:s, s:s, s:o}", "event_id", PQgetvalue(res, 0, 0),
+                  "deliver_status", PQgetvalue(res, 0, 1), "delivered_at",
+                  PQgetisnull(res, 0, 2) ? json_null()
+                                         : json_string(PQgetvalue(res, 0, 2)));
     *first_delivery = PQgetvalue(res, 0, 3)[0] == 't';
     *lag_seconds = strtod(PQgetvalue(res, 0, 4), NULL);
     rc = *out ? 0 : -1;

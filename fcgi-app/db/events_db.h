@@ -11,20 +11,19 @@
 
 /* Filters of GET /events; NULL members are "not given". */
 struct events_filter {
-    const char *owner;          /* NULL = every consumer (administrator) */
+    const char *owner; /* NULL = every consumer (administrator) */
     const char *customer_id;
-    const char *event_types;    /* a JSON array text */
+    const char *event_types; /* a JSON array text */
     const char *publish_status;
     const char *deliver_status;
-    const char *limit;          /* decimal text */
+    const char *limit; /* decimal text */
     bool newest_first;
 };
 
 /* The matching events, each with every column (owned array; payload as a
  * JSON object). */
-int events_db_list(struct db *db, const struct events_filter *f,
-                   json_t **list, struct app_err *err)
-    __attribute__((warn_unused_result));
+int events_db_list(struct db *db, const struct events_filter *f, json_t **list,
+                   struct app_err *err) __attribute__((warn_unused_result));
 
 /* Candidates of a re-drive, locked FOR UPDATE SKIP LOCKED, in created_at
  * order.  Each item: {event_id, event_type, try_count} where try_count is
@@ -34,15 +33,14 @@ int events_db_list(struct db *db, const struct events_filter *f,
  * Redeliver: published events never confirmed, of `owner` when given.
  * Must run inside a transaction: the locks last until it ends. */
 struct redrive_filter {
-    const char *period_days;  /* decimal text */
-    const char *event_types;  /* JSON array text, or NULL */
-    const char *consumer_id;  /* redeliver only; NULL = all */
+    const char *period_days; /* decimal text */
+    const char *event_types; /* JSON array text, or NULL */
+    const char *consumer_id; /* redeliver only; NULL = all */
 };
 int events_db_lock_for_resend(struct db *db, const struct redrive_filter *f,
                               json_t **rows, struct app_err *err)
     __attribute__((warn_unused_result));
-int events_db_lock_for_redeliver(struct db *db,
-                                 const struct redrive_filter *f,
+int events_db_lock_for_redeliver(struct db *db, const struct redrive_filter *f,
                                  json_t **rows, struct app_err *err)
     __attribute__((warn_unused_result));
 
@@ -64,9 +62,8 @@ struct confirmation {
     const char *received_at;    /* or NULL = now */
     const char *failure_reason; /* or NULL */
 };
-int events_db_confirm(struct db *db, const struct confirmation *cf,
-                      bool *found, json_t **out, bool *first_delivery,
-                      double *lag_seconds, struct app_err *err)
-    __attribute__((warn_unused_result));
+int events_db_confirm(struct db *db, const struct confirmation *cf, bool *found,
+                      json_t **out, bool *first_delivery, double *lag_seconds,
+                      struct app_err *err) __attribute__((warn_unused_result));
 
 #endif

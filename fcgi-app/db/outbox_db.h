@@ -27,7 +27,7 @@ struct event_new {
     const char *event_type;     /* e.g. "customer_creation" */
     const char *source_service; /* "<METHOD>: <path>" */
     const char *request_id;
-    json_t *data;               /* borrowed: the payload's "data" */
+    json_t *data; /* borrowed: the payload's "data" */
 };
 
 /* Inserts the event; writes its id into event_id[37].  0 ok, -1 err. */
@@ -38,7 +38,7 @@ int outbox_db_append(struct db *db, const struct event_new *ev,
 /* What the publisher needs of one event. */
 struct outbox_event {
     char event_id[37];
-    char *payload;          /* owned: the stored text, byte for byte */
+    char *payload; /* owned: the stored text, byte for byte */
     char event_type[64];
     char consumer_name[64]; /* the owner's name: routing key and queue */
     char *request_id;       /* owned; may be NULL */
@@ -49,8 +49,8 @@ struct outbox_event {
 void outbox_event_free(struct outbox_event *ev);
 
 /* Loads one event for publishing.  *found = false when it does not exist. */
-int outbox_db_load(struct db *db, const char *event_id,
-                   struct outbox_event *ev, bool *found, struct app_err *err)
+int outbox_db_load(struct db *db, const char *event_id, struct outbox_event *ev,
+                   bool *found, struct app_err *err)
     __attribute__((warn_unused_result));
 
 /* Records a publish attempt: success makes it published; a failure keeps

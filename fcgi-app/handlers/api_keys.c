@@ -23,13 +23,14 @@ expiry_seconds(const struct ctx *c, char out[24], struct app_err *err)
     json_t *days = json_object_get(c->in, "expires_in_days");
     json_t *secs = json_object_get(c->in, "expires_in_seconds");
     if (days != NULL && secs != NULL) {
-        err_set(err, 422, "Give either expires_in_days or expires_in_seconds, "
+        err_set(err, 422,
+                "Give either expires_in_days or expires_in_seconds, "
                 "not both");
         return -1;
     }
-    long long s = secs ? (long long)json_integer_value(secs)
-                       : (days ? (long long)json_integer_value(days) : 365) *
-                             86400LL;
+    long long s =
+        secs ? (long long)json_integer_value(secs)
+             : (days ? (long long)json_integer_value(days) : 365) * 86400LL;
     snprintf(out, 24, "%lld", s);
     return 0;
 }
@@ -48,7 +49,8 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
     if (expiry_seconds(c, seconds, err) < 0)
         return err->status;
     if (apikey_generate(key) < 0) {
-        err_set(err, 503, "The system could not supply random bytes for a "
+        err_set(err, 503,
+                "The system could not supply random bytes for a "
                 "key; please retry");
         return 503;
     }
@@ -62,17 +64,19 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
         goto fail;
     }
     if (strcmp(co.status, "ACTIVE") != 0) {
-        err_set(err, 409, "Consumer %s is %s; reactivate it before issuing a "
-                "key", id, co.status);
+        err_set(err, 409,
+                "Consumer %s is %s; reactivate it before issuing a "
+                "key",
+                id, co.status);
         goto fail;
     }
     if (keys_db_deactivate_all(c->db, id, &old, err) < 0)
         goto fail;
-    json_array_foreach(old, i, o) {
+    json_array_foreach(old, i, o)
+    {
         ev = json_pack("{s:s, s:s, s:O, s:O}", "consumer_id", co.consumer_id,
                        "consumer_name", co.consumer_name, "api_key_prefix",
-                       json_object_get(o, "api_key_prefix"),
-                       "previous_status",
+                       json_object_get(o, "api_key_prefix"), "previous_status",
                        json_object_get(o, "previous_status"));
         if (system_event(c, "api_key_deactivation", ev, event_id, err) < 0)
             goto fail;
@@ -87,9 +91,9 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
     if (system_event(c, "api_key_creation", ev, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
         goto fail;
-    *data = json_pack("{s:s, s:s, s:s, s:s}", "api_key", key,
-                      "api_key_prefix", prefix, "consumer_id", co.consumer_id,
-                      "expires_at", expires_at);
+    *data = json_pack("{s:s, s:s, s:s, s:s}", "api_key", key, "api_key_prefix",
+                      prefix, "consumer_id", co.consumer_id, "expires_at",
+                      expires_at);
     explicit_bzero(key, sizeof key);
     json_decref(old);
     json_decref(ev);
@@ -166,7 +170,8 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
         if (keys_db_count_usable(c->db, k.consumer_id, &usable, err) < 0)
             goto fail;
         if (usable <= 1 && strcmp(k.status, "active") == 0) {
-            err_set(err, 403, "The system consumer's only active key cannot "
+            err_set(err, 403,
+                    "The system consumer's only active key cannot "
                     "be deactivated; rotate it with POST /consumer/api-key");
             goto fail;
         }

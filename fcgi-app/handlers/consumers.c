@@ -64,10 +64,10 @@ consumers_create(struct ctx *c, json_t **data, struct app_err *err)
     /* Its queues now; if the broker is away, the next fresh connection of
      * any worker declares them (publisher.h). */
     publisher_declare_consumer(c->pub, c->db, co.consumer_name);
-    *data = json_pack("{s:s, s:s, s:s, s:s, s:O}", "consumer_id",
-                      co.consumer_id, "consumer_name", co.consumer_name,
-                      "status", co.status, "created_at", co.created_at,
-                      "queue", queue);
+    *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:O}", "consumer_id", co.consumer_id,
+                  "consumer_name", co.consumer_name, "status", co.status,
+                  "created_at", co.created_at, "queue", queue);
     json_decref(ev);
     json_decref(queue);
     return 201;
@@ -92,10 +92,10 @@ consumers_get(struct ctx *c, json_t **data, struct app_err *err)
         return err->status;
     if (!co.found)
         return consumer_not_found(id, err);
-    *data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "consumer_id",
-                      co.consumer_id, "consumer_name", co.consumer_name,
-                      "status", co.status, "created_at", co.created_at,
-                      "updated_at", co.updated_at);
+    *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "consumer_id", co.consumer_id,
+                  "consumer_name", co.consumer_name, "status", co.status,
+                  "created_at", co.created_at, "updated_at", co.updated_at);
     return 200;
 }
 

@@ -169,15 +169,15 @@ customers_change_status(struct ctx *c, json_t **data, struct app_err *err)
         goto fail;
     ev_data = json_pack("{s:s, s:s, s:s}", "customer_id", cu.customer_id,
                         "previous_status", cu.status, "status", status);
-    if (append_event(c, &cu, "customer_status_change", ev_data, event_id,
-                     err) < 0 ||
+    if (append_event(c, &cu, "customer_status_change", ev_data, event_id, err) <
+            0 ||
         db_commit(c->db, err) < 0)
         goto fail;
 
-    *data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "customer_id",
-                      cu.customer_id, "status", status, "previous_status",
-                      cu.status, "updated_at", updated_at, "event_id",
-                      event_id);
+    *data =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "customer_id", cu.customer_id,
+                  "status", status, "previous_status", cu.status, "updated_at",
+                  updated_at, "event_id", event_id);
     json_decref(ev_data);
     customer_free(&cu);
     return 200;

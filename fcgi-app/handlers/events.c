@@ -64,8 +64,8 @@ redrive(struct ctx *c, bool redeliver, json_t **data, struct app_err *err)
     json_t *row;
 
     snprintf(period, sizeof period, "%lld",
-             (long long)json_integer_value(json_object_get(c->in,
-                                                           "period_in_days")));
+             (long long)json_integer_value(
+                 json_object_get(c->in, "period_in_days")));
     struct redrive_filter f = {
         .period_days = period,
         .event_types = types_text,
@@ -77,7 +77,8 @@ redrive(struct ctx *c, bool redeliver, json_t **data, struct app_err *err)
                    : events_db_lock_for_resend(c->db, &f, &rows, err)) < 0)
         goto fail;
 
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         const char *id = json_string_value(json_object_get(row, "event_id"));
         json_int_t tries =
             json_integer_value(json_object_get(row, "try_count"));
@@ -185,8 +186,10 @@ events_confirm_delivery(struct ctx *c, json_t **data, struct app_err *err)
     return 200;
 fail:
     if (err->status == 422 && cf.received_at != NULL)
-        err_set(err, 422, "received_at must be an ISO 8601 timestamp with a "
-                "time zone (got \"%s\")", cf.received_at);
+        err_set(err, 422,
+                "received_at must be an ISO 8601 timestamp with a "
+                "time zone (got \"%s\")",
+                cf.received_at);
     json_decref(*data);
     *data = NULL;
     db_rollback(c->db);

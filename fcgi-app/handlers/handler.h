@@ -49,8 +49,7 @@ const char *ctx_owner_filter(const struct ctx *c);
 int customers_create(struct ctx *c, json_t **data, struct app_err *err);
 int customers_get(struct ctx *c, json_t **data, struct app_err *err);
 int customers_delete(struct ctx *c, json_t **data, struct app_err *err);
-int customers_change_status(struct ctx *c, json_t **data,
-                            struct app_err *err);
+int customers_change_status(struct ctx *c, json_t **data, struct app_err *err);
 int tags_add(struct ctx *c, json_t **data, struct app_err *err);
 int tags_get_value(struct ctx *c, json_t **data, struct app_err *err);
 int tags_delete(struct ctx *c, json_t **data, struct app_err *err);
@@ -61,16 +60,14 @@ int analytics_list(struct ctx *c, json_t **data, struct app_err *err);
 int events_list(struct ctx *c, json_t **data, struct app_err *err);
 int consumers_create(struct ctx *c, json_t **data, struct app_err *err);
 int consumers_get(struct ctx *c, json_t **data, struct app_err *err);
-int consumers_change_status(struct ctx *c, json_t **data,
-                            struct app_err *err);
+int consumers_change_status(struct ctx *c, json_t **data, struct app_err *err);
 int api_keys_create(struct ctx *c, json_t **data, struct app_err *err);
 int api_keys_get(struct ctx *c, json_t **data, struct app_err *err);
 int api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err);
 int events_resend(struct ctx *c, json_t **data, struct app_err *err);
 int events_redeliver(struct ctx *c, json_t **data, struct app_err *err);
 int events_health(struct ctx *c, json_t **data, struct app_err *err);
-int events_confirm_delivery(struct ctx *c, json_t **data,
-                            struct app_err *err);
+int events_confirm_delivery(struct ctx *c, json_t **data, struct app_err *err);
 int health_get(struct ctx *c, json_t **data, struct app_err *err);
 /* *data is a JSON string holding the exposition text (ROUTE_RAW). */
 int metrics_get(struct ctx *c, json_t **data, struct app_err *err);

@@ -59,8 +59,7 @@ tag_change(struct ctx *c, const char *operation, tag_apply_fn apply,
         .request_id = c->req->request_id,
         .data = ev,
     };
-    if (ctx_append_event(c, &e, event_id, err) < 0 ||
-        db_commit(c->db, err) < 0)
+    if (ctx_append_event(c, &e, event_id, err) < 0 || db_commit(c->db, err) < 0)
         goto fail;
     *data = json_object();
     json_decref(before);
@@ -98,7 +97,8 @@ apply_add(struct ctx *c, const struct customer *cu, const json_t *before,
     json_t *k;
     int rc = 0;
 
-    json_array_foreach(keys, i, k) {
+    json_array_foreach(keys, i, k)
+    {
         const char *key = json_string_value(k);
         if (json_object_get(before, key) != NULL) {
             err_set(err, 409, "Tag \"%s\" already exists on customer %s", key,
@@ -110,8 +110,10 @@ apply_add(struct ctx *c, const struct customer *cu, const json_t *before,
     }
     size_t total = json_object_size(before) + json_object_size(pairs);
     if (total > TAGS_MAX) {
-        err_set(err, 422, "Customer %s would have %zu tags; at most %d are "
-                "allowed", cu->customer_id, total, TAGS_MAX);
+        err_set(err, 422,
+                "Customer %s would have %zu tags; at most %d are "
+                "allowed",
+                cu->customer_id, total, TAGS_MAX);
         rc = 422;
         goto out;
     }
@@ -134,14 +136,17 @@ tags_add(struct ctx *c, json_t **data, struct app_err *err)
 
     /* Request-level rules first (422 comes before 404 in the contract). */
     if (nk != nv) {
-        err_set(err, 422, "tag_keys and tag_values must have the same length "
-                "(got %zu and %zu)", nk, nv);
+        err_set(err, 422,
+                "tag_keys and tag_values must have the same length "
+                "(got %zu and %zu)",
+                nk, nv);
         return 422;
     }
     for (size_t i = 0; i < nk; i++)
         for (size_t j = 0; j < i; j++)
             if (json_equal(json_array_get(keys, i), json_array_get(keys, j))) {
-                err_add(err, 422, "tag_keys must not repeat a key (\"%s\" "
+                err_add(err, 422,
+                        "tag_keys must not repeat a key (\"%s\" "
                         "appears more than once)",
                         json_string_value(json_array_get(keys, i)));
                 break;

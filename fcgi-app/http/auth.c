@@ -78,8 +78,8 @@ auth_authenticate(struct db *db, const char *api_key, long cache_seconds,
     }
     sha256_hex(api_key, strlen(api_key), hash);
 
-    struct cache_entry *hit = cache_seconds > 0 ? cache_find(hash, cache_seconds)
-                                                : NULL;
+    struct cache_entry *hit =
+        cache_seconds > 0 ? cache_find(hash, cache_seconds) : NULL;
     if (hit != NULL) {
         key = &hit->key;
     } else {
@@ -94,9 +94,10 @@ auth_authenticate(struct db *db, const char *api_key, long cache_seconds,
         key = &fresh;
     }
 
-    bool expired = strcmp(key->key_status, "expired") == 0 ||
-                   (strcmp(key->key_status, "active") == 0 &&
-                    (key->past_expiry || key->expires_epoch <= (double)time(NULL)));
+    bool expired =
+        strcmp(key->key_status, "expired") == 0 ||
+        (strcmp(key->key_status, "active") == 0 &&
+         (key->past_expiry || key->expires_epoch <= (double)time(NULL)));
     if (expired) {
         if (strcmp(key->key_status, "active") == 0) {
             struct app_err ignore = APP_ERR_INIT;

@@ -25,12 +25,11 @@ render_body(const struct envelope *env)
                            ? env->message
                            : http_status_reason(status);
 
-    json_t *data = (status < 400 && env->data) ? json_incref(env->data)
-                                               : json_object();
-    json_t *root = json_pack("{s:o, s:{s:s, s:s, s:s}}", "data", data,
-                             "detail", "status_code", code, "status_name",
-                             http_status_name(status), "status_description",
-                             desc);
+    json_t *data =
+        (status < 400 && env->data) ? json_incref(env->data) : json_object();
+    json_t *root = json_pack(
+        "{s:o, s:{s:s, s:s, s:s}}", "data", data, "detail", "status_code", code,
+        "status_name", http_status_name(status), "status_description", desc);
     if (root == NULL)
         return NULL;
     char *body = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));

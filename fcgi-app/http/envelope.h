@@ -19,11 +19,11 @@
 #include <jansson.h>
 
 struct envelope {
-    int status;              /* HTTP status */
-    json_t *data;            /* borrowed; NULL = {}; ignored for >= 400 */
-    const char *message;     /* error sentence; ignored for < 400 */
-    const char *request_id;  /* borrowed */
-    const char *allow;       /* Allow header value for 405, or NULL */
+    int status;             /* HTTP status */
+    json_t *data;           /* borrowed; NULL = {}; ignored for >= 400 */
+    const char *message;    /* error sentence; ignored for < 400 */
+    const char *request_id; /* borrowed */
+    const char *allow;      /* Allow header value for 405, or NULL */
 };
 
 /* Appends the CGI headers and the JSON body to `out`.  Returns the number of

@@ -35,7 +35,8 @@ publish_committed(struct pipeline *p, json_t *events)
 {
     size_t i;
     json_t *id;
-    json_array_foreach(events, i, id) {
+    json_array_foreach(events, i, id)
+    {
         struct strbuf reason = STRBUF_INIT;
         publisher_publish(p->pub, p->db, json_string_value(id), false, false,
                           &reason);
@@ -157,9 +158,9 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
     const char *route_name = route ? route->path : "-";
     if (status >= 500)
         log_error("request rid=%s method=%s route=%s status=%d ms=%.2f "
-                  "error=\"%s\" detail=\"%s\"", req.request_id, req.method,
-                  route_name, status, ms, err.msg ? err.msg : "",
-                  err.detail ? err.detail : "");
+                  "error=\"%s\" detail=\"%s\"",
+                  req.request_id, req.method, route_name, status, ms,
+                  err.msg ? err.msg : "", err.detail ? err.detail : "");
     else
         log_info("request rid=%s method=%s route=%s status=%d ms=%.2f",
                  req.request_id, req.method, route_name, status, ms);

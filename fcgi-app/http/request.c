@@ -99,11 +99,15 @@ body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
     *out = NULL;
     if (v == NULL) {
         if (strstr(jerr.text, "duplicate object key") != NULL)
-            err_set(err, 400, "Request body has a duplicate key in a JSON "
-                    "object (line %d, column %d)", jerr.line, jerr.column);
+            err_set(err, 400,
+                    "Request body has a duplicate key in a JSON "
+                    "object (line %d, column %d)",
+                    jerr.line, jerr.column);
         else
-            err_set(err, 400, "Request body is not valid JSON (line %d, "
-                    "column %d)", jerr.line, jerr.column);
+            err_set(err, 400,
+                    "Request body is not valid JSON (line %d, "
+                    "column %d)",
+                    jerr.line, jerr.column);
         return -1;
     }
     if (!json_is_object(v)) {
@@ -155,7 +159,8 @@ query_parse(const char *query, json_t **out, struct app_err *err)
             goto fail;
         }
         if (memchr(name, '\0', nlen) != NULL) {
-            err_set(err, 422, "Query parameter names must not contain NUL "
+            err_set(err, 422,
+                    "Query parameter names must not contain NUL "
                     "characters");
             goto fail;
         }

@@ -20,13 +20,13 @@
 #define REQUEST_MAX_BODY 65536 /* 64 KiB */
 
 struct request {
-    FCGX_Request *fcgx;      /* borrowed */
-    const char *method;      /* borrowed; "" when absent */
-    const char *path;        /* borrowed; DOCUMENT_URI without query */
-    const char *query;       /* borrowed; "" when absent */
-    const char *api_key;     /* borrowed; NULL when absent; never logged */
-    char request_id[129];    /* nginx's id, the client's valid one, or new */
-    char *body;              /* owned; NUL-terminated; NULL when empty */
+    FCGX_Request *fcgx;   /* borrowed */
+    const char *method;   /* borrowed; "" when absent */
+    const char *path;     /* borrowed; DOCUMENT_URI without query */
+    const char *query;    /* borrowed; "" when absent */
+    const char *api_key;  /* borrowed; NULL when absent; never logged */
+    char request_id[129]; /* nginx's id, the client's valid one, or new */
+    char *body;           /* owned; NUL-terminated; NULL when empty */
     size_t body_len;
     struct timespec started; /* CLOCK_MONOTONIC */
 };

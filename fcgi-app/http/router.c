@@ -7,8 +7,7 @@
 
 enum router_result
 router_match(const struct route *table, size_t n, const char *method,
-             const char *path, const struct route **route,
-             struct strbuf *allow)
+             const char *path, const struct route **route, struct strbuf *allow)
 {
     bool path_known = false;
     *route = NULL;

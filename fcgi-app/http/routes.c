@@ -9,22 +9,30 @@
 
 static const char *const customer_statuses[] = {"ACTIVE", "INACTIVE", NULL};
 
-#define F_CUSTOMER_ID {.name = "customer_id", .type = FT_UUID, .required = true}
+#define F_CUSTOMER_ID                                                          \
+    {                                                                          \
+        .name = "customer_id", .type = FT_UUID, .required = true               \
+    }
 
 static const char *const event_types[] = {
-    "customer_creation",   "customer_deletion",      "customer_status_change",
-    "customer_tag_change", "consumer_creation",      "consumer_status_change",
-    "api_key_creation",    "api_key_deactivation",   NULL};
-static const char *const publish_statuses[] = {"pending", "published",
-                                               "failed", NULL};
-static const char *const deliver_statuses[] = {"pending", "delivered",
-                                               "failed", NULL};
+    "customer_creation",   "customer_deletion",    "customer_status_change",
+    "customer_tag_change", "consumer_creation",    "consumer_status_change",
+    "api_key_creation",    "api_key_deactivation", NULL};
+static const char *const publish_statuses[] = {"pending", "published", "failed",
+                                               NULL};
+static const char *const deliver_statuses[] = {"pending", "delivered", "failed",
+                                               NULL};
 static const char *const orders[] = {"asc", "desc", NULL};
-static const char *const consumer_statuses[] = {"ACTIVE", "DEACTIVATED",
-                                                NULL};
+static const char *const consumer_statuses[] = {"ACTIVE", "DEACTIVATED", NULL};
 
-#define F_TAG_KEY(n) {.name = n, .type = FT_TAG_KEY, .required = true}
-#define F_LIMIT {.name = "limit", .type = FT_INT, .min = 1, .max = 1000}
+#define F_TAG_KEY(n)                                                           \
+    {                                                                          \
+        .name = n, .type = FT_TAG_KEY, .required = true                        \
+    }
+#define F_LIMIT                                                                \
+    {                                                                          \
+        .name = "limit", .type = FT_INT, .min = 1, .max = 1000                 \
+    }
 
 static const struct field_spec customer_create_fields[] = {
     {.name = "name", .type = FT_NAME, .required = true, .min = 1, .max = 255},
@@ -35,10 +43,19 @@ static const struct field_spec customer_create_fields[] = {
 
 static const struct field_spec tag_add_fields[] = {
     F_CUSTOMER_ID,
-    {.name = "tag_keys", .type = FT_STRING_ARRAY, .required = true, .min = 1,
-     .max = 100, .elem = FT_TAG_KEY},
-    {.name = "tag_values", .type = FT_STRING_ARRAY, .required = true,
-     .min = 1, .max = 100, .elem = FT_STRING, .elem_min = 0,
+    {.name = "tag_keys",
+     .type = FT_STRING_ARRAY,
+     .required = true,
+     .min = 1,
+     .max = 100,
+     .elem = FT_TAG_KEY},
+    {.name = "tag_values",
+     .type = FT_STRING_ARRAY,
+     .required = true,
+     .min = 1,
+     .max = 100,
+     .elem = FT_STRING,
+     .elem_min = 0,
      .elem_max = 1024},
     {.name = NULL},
 };
@@ -59,15 +76,23 @@ static const struct field_spec tag_rename_fields[] = {
 static const struct field_spec tag_value_fields[] = {
     F_CUSTOMER_ID,
     F_TAG_KEY("tag_key"),
-    {.name = "new_tag_value", .type = FT_STRING, .required = true, .min = 0,
+    {.name = "new_tag_value",
+     .type = FT_STRING,
+     .required = true,
+     .min = 0,
      .max = 1024},
     {.name = NULL},
 };
 
-#define F_CONSUMER_ID {.name = "consumer_id", .type = FT_UUID, .required = true}
+#define F_CONSUMER_ID                                                          \
+    {                                                                          \
+        .name = "consumer_id", .type = FT_UUID, .required = true               \
+    }
 #define F_API_KEY                                                              \
-    {.name = "api_key", .type = FT_STRING, .required = true, .min = 1,         \
-     .max = 512}
+    {                                                                          \
+        .name = "api_key", .type = FT_STRING, .required = true, .min = 1,      \
+        .max = 512                                                             \
+    }
 
 static const struct field_spec consumer_create_fields[] = {
     {.name = "consumer_name", .type = FT_CONSUMER_NAME, .required = true},
@@ -81,7 +106,9 @@ static const struct field_spec consumer_id_fields[] = {
 
 static const struct field_spec consumer_status_fields[] = {
     F_CONSUMER_ID,
-    {.name = "status", .type = FT_ENUM, .required = true,
+    {.name = "status",
+     .type = FT_ENUM,
+     .required = true,
      .choices = consumer_statuses},
     {.name = NULL},
 };
@@ -102,12 +129,19 @@ static const char *const receipt_statuses[] = {"received", "processed",
                                                "failed", NULL};
 
 #define F_EVENT_TYPES                                                          \
-    {.name = "event_types", .type = FT_ENUM_ARRAY, .min = 1, .max = 100,       \
-     .choices = event_types}
+    {                                                                          \
+        .name = "event_types", .type = FT_ENUM_ARRAY, .min = 1, .max = 100,    \
+        .choices = event_types                                                 \
+    }
 #define F_PERIOD                                                               \
-    {.name = "period_in_days", .type = FT_INT, .required = true, .min = 1,     \
-     .max = 3650}
-#define F_MAX_TRY {.name = "max_try_count", .type = FT_INT, .min = 1, .max = 100}
+    {                                                                          \
+        .name = "period_in_days", .type = FT_INT, .required = true, .min = 1,  \
+        .max = 3650                                                            \
+    }
+#define F_MAX_TRY                                                              \
+    {                                                                          \
+        .name = "max_try_count", .type = FT_INT, .min = 1, .max = 100          \
+    }
 
 static const struct field_spec resend_fields[] = {
     F_PERIOD,
@@ -117,16 +151,16 @@ static const struct field_spec resend_fields[] = {
 };
 
 static const struct field_spec redeliver_fields[] = {
-    F_PERIOD,
-    F_MAX_TRY,
-    F_EVENT_TYPES,
-    {.name = "consumer_id", .type = FT_UUID},
+    F_PERIOD,       F_MAX_TRY,
+    F_EVENT_TYPES,  {.name = "consumer_id", .type = FT_UUID},
     {.name = NULL},
 };
 
 static const struct field_spec confirm_fields[] = {
     {.name = "event_id", .type = FT_UUID, .required = true},
-    {.name = "status", .type = FT_ENUM, .required = true,
+    {.name = "status",
+     .type = FT_ENUM,
+     .required = true,
      .choices = receipt_statuses},
     {.name = "received_at", .type = FT_TIMESTAMP},
     {.name = "failure_reason", .type = FT_STRING, .min = 0, .max = 4096},
@@ -156,7 +190,9 @@ static const struct field_spec customer_id_fields[] = {
 
 static const struct field_spec customer_status_fields[] = {
     F_CUSTOMER_ID,
-    {.name = "status", .type = FT_ENUM, .required = true,
+    {.name = "status",
+     .type = FT_ENUM,
+     .required = true,
      .choices = customer_statuses},
     {.name = NULL},
 };

@@ -116,9 +116,9 @@ is_iso_timestamp(const char *s, size_t n)
 {
     size_t i = 0;
     if (n < 17 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
-        s[7] != '-' || !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't' &&
-                                             s[10] != ' ') ||
-        !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2))
+        s[7] != '-' || !digits(s + 8, 2) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s + 11, 2) ||
+        s[13] != ':' || !digits(s + 14, 2))
         return false;
     i = 16;
     if (i < n && s[i] == ':') {
@@ -189,8 +189,10 @@ check_string(const char *name, enum field_type type, long min, long max,
     case FT_TAG_KEY:
         if (!is_tag_key(s, n)) {
             struct strbuf rule = STRBUF_INIT;
-            sb_printf(&rule, "%s must be 1 to 64 characters of A-Z, a-z, "
-                      "0-9, '_', '.', '-'", name);
+            sb_printf(&rule,
+                      "%s must be 1 to 64 characters of A-Z, a-z, "
+                      "0-9, '_', '.', '-'",
+                      name);
             add_got(err, sb_str(&rule), v);
             sb_free(&rule);
             return NULL;
@@ -199,9 +201,11 @@ check_string(const char *name, enum field_type type, long min, long max,
     case FT_CONSUMER_NAME:
         if (!is_consumer_name(s, n)) {
             struct strbuf rule = STRBUF_INIT;
-            sb_printf(&rule, "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
+            sb_printf(&rule,
+                      "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
                       "(lower-case letters, digits, '_' and '-', starting "
-                      "with a letter or digit, at most 63)", name);
+                      "with a letter or digit, at most 63)",
+                      name);
             add_got(err, sb_str(&rule), v);
             sb_free(&rule);
             return NULL;
@@ -210,8 +214,10 @@ check_string(const char *name, enum field_type type, long min, long max,
     case FT_TIMESTAMP:
         if (!is_iso_timestamp(s, n)) {
             struct strbuf rule = STRBUF_INIT;
-            sb_printf(&rule, "%s must be an ISO 8601 timestamp with a time "
-                      "zone", name);
+            sb_printf(&rule,
+                      "%s must be an ISO 8601 timestamp with a time "
+                      "zone",
+                      name);
             add_got(err, sb_str(&rule), v);
             sb_free(&rule);
             return NULL;
@@ -222,8 +228,10 @@ check_string(const char *name, enum field_type type, long min, long max,
         const char *t = trim_ascii_space(s, n, &tn);
         long cps = utf8_length(t, tn);
         if (cps < min || cps > max) {
-            err_add(err, 422, "%s must be %ld to %ld characters after "
-                    "trimming (got %ld)", name, min, max, cps);
+            err_add(err, 422,
+                    "%s must be %ld to %ld characters after "
+                    "trimming (got %ld)",
+                    name, min, max, cps);
             return NULL;
         }
         return json_stringn(t, tn);
@@ -267,8 +275,8 @@ check_int(const struct field_spec *sp, const json_t *v, bool from_query,
         ok = json_is_integer(v) && (n = json_integer_value(v), true);
     if (!ok || n < sp->min || n > sp->max) {
         struct strbuf rule = STRBUF_INIT;
-        sb_printf(&rule, "%s must be an integer between %ld and %ld",
-                  sp->name, sp->min, sp->max);
+        sb_printf(&rule, "%s must be an integer between %ld and %ld", sp->name,
+                  sp->min, sp->max);
         /* "?limit=0" reads like the JSON 0: (got 0), not (got "0") */
         json_t *shown = ok ? json_integer(n) : json_incref((json_t *)v);
         add_got(err, sb_str(&rule), shown);
@@ -308,7 +316,8 @@ static json_t *
 check_array(const struct field_spec *sp, const json_t *v, bool from_query,
             struct app_err *err)
 {
-    json_t *list = from_query ? flatten_query_list(v) : json_incref((json_t *)v);
+    json_t *list =
+        from_query ? flatten_query_list(v) : json_incref((json_t *)v);
     json_t *out = NULL;
     if (!json_is_array(list)) {
         struct strbuf rule = STRBUF_INIT;
@@ -375,12 +384,15 @@ check_tags(const struct field_spec *sp, const json_t *v, struct app_err *err)
     bool bad = false;
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)v, key, value) {
+    json_object_foreach((json_t *)v, key, value)
+    {
         if (!is_tag_key(key, strlen(key))) {
             struct strbuf rule = STRBUF_INIT;
             json_t *k = json_string(key);
-            sb_printf(&rule, "%s keys must be 1 to 64 characters of A-Z, a-z, "
-                      "0-9, '_', '.', '-'", sp->name);
+            sb_printf(&rule,
+                      "%s keys must be 1 to 64 characters of A-Z, a-z, "
+                      "0-9, '_', '.', '-'",
+                      sp->name);
             add_got(err, sb_str(&rule), k ? k : json_null());
             json_decref(k);
             sb_free(&rule);
@@ -389,8 +401,8 @@ check_tags(const struct field_spec *sp, const json_t *v, struct app_err *err)
         }
         struct strbuf ename = STRBUF_INIT;
         sb_printf(&ename, "%s.%s", sp->name, key);
-        json_t *norm = check_string(sb_str(&ename), FT_STRING, 0, 1024, NULL,
-                                    value, err);
+        json_t *norm =
+            check_string(sb_str(&ename), FT_STRING, 0, 1024, NULL, value, err);
         sb_free(&ename);
         if (norm == NULL)
             bad = true;
@@ -418,7 +430,8 @@ validate_input(const json_t *in, const struct field_spec *specs,
     *out = NULL;
     if (specs == NULL)
         specs = none;
-    json_object_foreach((json_t *)in, key, value) {
+    json_object_foreach((json_t *)in, key, value)
+    {
         if (find_spec(specs, key) == NULL) {
             /* The name is quoted like a value: JSON-escaped, cut at 64. */
             struct strbuf q = STRBUF_INIT;

@@ -23,9 +23,8 @@ static const int statuses[] = {
 };
 #define N_STATUSES (sizeof statuses / sizeof statuses[0])
 
-static const double duration_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                     0.1,   0.25,   0.5,   1,    2.5,   5,
-                                     10};
+static const double duration_le[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define N_DURATION (sizeof duration_le / sizeof duration_le[0])
 
 static const double lag_le[] = {0.01, 0.05, 0.1, 0.5, 1,   2.5,
@@ -41,7 +40,8 @@ static const char *const confirm_statuses[] = {"received", "processed",
 #define N_CONFIRMS (sizeof confirm_statuses / sizeof confirm_statuses[0])
 
 struct histogram_dur {
-    uint64_t buckets[N_DURATION + 1]; /* per bucket, not cumulative; +Inf last */
+    uint64_t
+        buckets[N_DURATION + 1]; /* per bucket, not cumulative; +Inf last */
     uint64_t sum_us;
     uint64_t count;
 };
@@ -138,8 +138,7 @@ status_index(int status)
 }
 
 void
-metrics_request(int route_index, const char *method, int status,
-                double seconds)
+metrics_request(int route_index, const char *method, int status, double seconds)
 {
     if (shm == NULL)
         return;
@@ -214,8 +213,7 @@ metrics_worker_restart(void)
 /* ------------------------------------------------------------- rendering */
 
 static void
-family(struct strbuf *out, const char *name, const char *type,
-       const char *help)
+family(struct strbuf *out, const char *name, const char *type, const char *help)
 {
     sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -280,8 +278,8 @@ render_durations(struct strbuf *out)
                   "%.6f\n"
                   "fintegrate_http_request_duration_seconds_count{route=\"%s\"}"
                   " %llu\n",
-                  route_label(r), (double)get(&h->sum_us) / 1e6,
-                  route_label(r), (unsigned long long)get(&h->count));
+                  route_label(r), (double)get(&h->sum_us) / 1e6, route_label(r),
+                  (unsigned long long)get(&h->count));
     }
 }
 
@@ -328,16 +326,17 @@ metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     family(out, "fintegrate_publish_failures_total", "counter",
            "Publish attempts that failed, by reason.");
     for (size_t i = 0; i < N_REASONS; i++)
-        sb_printf(out, "fintegrate_publish_failures_total{reason=\"%s\"} %llu\n",
+        sb_printf(out,
+                  "fintegrate_publish_failures_total{reason=\"%s\"} %llu\n",
                   fail_reasons[i],
                   (unsigned long long)get(&shm->publish_failures[i]));
 
     family(out, "fintegrate_delivery_confirms_total", "counter",
            "Delivery confirmations received, by status.");
     for (size_t i = 0; i < N_CONFIRMS; i++)
-        sb_printf(out, "fintegrate_delivery_confirms_total{status=\"%s\"} %llu\n",
-                  confirm_statuses[i],
-                  (unsigned long long)get(&shm->confirms[i]));
+        sb_printf(
+            out, "fintegrate_delivery_confirms_total{status=\"%s\"} %llu\n",
+            confirm_statuses[i], (unsigned long long)get(&shm->confirms[i]));
 
     uint32_t worst = 0;
     for (size_t i = 0; i < METRICS_MAX_SLOTS; i++) {

@@ -120,8 +120,9 @@ mq_conn_open(struct mq_conn *m, struct strbuf *reason)
     amqp_set_rpc_timeout(m->conn, &tv);
     /* heartbeat 0: see the header */
     if (!amqp_reply_ok(amqp_login(m->conn, info.vhost, 0, 131072, 0,
-                           AMQP_SASL_METHOD_PLAIN, info.user, info.password),
-                "login", reason))
+                                  AMQP_SASL_METHOD_PLAIN, info.user,
+                                  info.password),
+                       "login", reason))
         goto fail;
     amqp_channel_open(m->conn, MQ_CHANNEL);
     if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "channel.open", reason))
@@ -156,7 +157,8 @@ confirm_on_frame(struct confirm_wait *w, uint32_t method, uint64_t delivery_tag,
 {
     /* RabbitMQ may settle several tags at once (multiple=1): the tag is a
      * watermark, "everything up to here". */
-    bool covers = delivery_tag == w->tag || (multiple && delivery_tag >= w->tag);
+    bool covers =
+        delivery_tag == w->tag || (multiple && delivery_tag >= w->tag);
     switch (method) {
     case AMQP_BASIC_ACK_METHOD:
         if (!covers)
@@ -195,8 +197,10 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
         if (rc == AMQP_STATUS_TIMEOUT)
             continue;
         if (rc != AMQP_STATUS_OK) {
-            sb_printf(reason, "Broker connection lost waiting for the "
-                      "confirm: %s", amqp_error_string2(rc));
+            sb_printf(reason,
+                      "Broker connection lost waiting for the "
+                      "confirm: %s",
+                      amqp_error_string2(rc));
             return MQ_CONNECTION;
         }
         if (f.frame_type != AMQP_FRAME_METHOD)
@@ -217,7 +221,7 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
             amqp_rpc_reply_t r = amqp_read_message(m->conn, f.channel, &msg, 0);
             if (r.reply_type != AMQP_RESPONSE_NORMAL) {
                 sb_puts(reason, "Broker connection lost reading a returned "
-                        "message");
+                                "message");
                 return MQ_CONNECTION;
             }
             amqp_destroy_message(&msg);
@@ -229,11 +233,11 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
             return MQ_OK;
         case CONFIRM_RETURNED:
             sb_puts(reason, "Message returned by the broker: no queue is "
-                    "bound for its routing key");
+                            "bound for its routing key");
             return MQ_RETURNED;
         case CONFIRM_NACKED:
             sb_puts(reason, "Broker refused the message (basic.nack); its "
-                    "queue may be full");
+                            "queue may be full");
             return MQ_NACK;
         case CONFIRM_CLOSED:
             sb_puts(reason, "Broker closed the channel while publishing");
@@ -267,10 +271,9 @@ mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
     enum mq_result r = mq_conn_open(m, reason);
     if (r != MQ_OK)
         return r;
-    int rc = amqp_basic_publish(m->conn, MQ_CHANNEL,
-                                amqp_cstring_bytes(msg->exchange),
-                                amqp_cstring_bytes(msg->routing_key), 1, 0,
-                                &props, body);
+    int rc = amqp_basic_publish(
+        m->conn, MQ_CHANNEL, amqp_cstring_bytes(msg->exchange),
+        amqp_cstring_bytes(msg->routing_key), 1, 0, &props, body);
     if (rc != AMQP_STATUS_OK) {
         sb_printf(reason, "Publishing failed: %s", amqp_error_string2(rc));
         mq_conn_close(m);
@@ -293,7 +296,8 @@ mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
         amqp_exchange_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(names[i]),
                               amqp_cstring_bytes(types[i]), 0, 1, 0, 0,
                               amqp_empty_table);
-        if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "exchange.declare", reason)) {
+        if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "exchange.declare",
+                           reason)) {
             mq_conn_close(m);
             return -1;
         }

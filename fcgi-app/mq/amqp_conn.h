@@ -42,8 +42,8 @@ struct mq_conn {
     amqp_connection_state_t conn; /* NULL when closed */
     char *url;                    /* owned; holds a password: never logged */
     long timeout_ms;
-    uint64_t last_tag;            /* delivery tag of the last publish */
-    bool fresh;                   /* opened since the caller last looked */
+    uint64_t last_tag; /* delivery tag of the last publish */
+    bool fresh;        /* opened since the caller last looked */
 };
 
 struct mq_message {

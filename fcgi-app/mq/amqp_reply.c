@@ -25,8 +25,8 @@ amqp_reply_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason)
                       (const char *)c->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *c = r.reply.decoded;
-            sb_printf(reason, "%s: channel closed by the broker: %d %.*s",
-                      what, c->reply_code, (int)c->reply_text.len,
+            sb_printf(reason, "%s: channel closed by the broker: %d %.*s", what,
+                      c->reply_code, (int)c->reply_text.len,
                       (const char *)c->reply_text.bytes);
         } else {
             sb_printf(reason, "%s: broker error (method 0x%08x)", what,

@@ -12,7 +12,6 @@
 
 /* True for a normal reply.  Otherwise appends "<what>: <why>" to `reason`
  * (library error, or the broker's close code and text) and returns false. */
-bool amqp_reply_ok(amqp_rpc_reply_t r, const char *what,
-                   struct strbuf *reason);
+bool amqp_reply_ok(amqp_rpc_reply_t r, const char *what, struct strbuf *reason);
 
 #endif

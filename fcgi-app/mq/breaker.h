@@ -24,10 +24,10 @@ enum breaker_state {
 
 struct breaker {
     enum breaker_state state;
-    long failures;        /* consecutive, while closed */
-    long threshold;       /* failures that open the circuit (>= 1) */
+    long failures;  /* consecutive, while closed */
+    long threshold; /* failures that open the circuit (>= 1) */
     long long cooldown_ms;
-    long long opened_at;  /* when it last opened */
+    long long opened_at; /* when it last opened */
 };
 
 void breaker_init(struct breaker *b, long threshold, long long cooldown_ms);

@@ -89,7 +89,8 @@ declare_all(struct publisher *p, struct db *db, struct strbuf *reason)
         rc = 0;
         goto out;
     }
-    json_array_foreach(names, i, n) {
+    json_array_foreach(names, i, n)
+    {
         if (mq_conn_declare_consumer(&p->mq, json_string_value(n), reason) < 0)
             goto out;
     }
@@ -136,8 +137,8 @@ publisher_declare_consumer(struct publisher *p, struct db *db,
     if (ensure_open(p, db, &reason) != MQ_OK ||
         mq_conn_declare_consumer(&p->mq, consumer_name, &reason) < 0)
         log_warn("publisher: queues of consumer %s not declared yet (%s); "
-                 "they will be on the next connection", consumer_name,
-                 sb_str(&reason));
+                 "they will be on the next connection",
+                 consumer_name, sb_str(&reason));
 out:
     sb_free(&reason);
 }
@@ -171,7 +172,7 @@ publisher_broker_state(struct publisher *p, struct db *db)
 
 static enum mq_result
 publish_once(struct publisher *p, struct db *db, const struct outbox_event *ev,
-     struct strbuf *reason)
+             struct strbuf *reason)
 {
     struct strbuf rkey = STRBUF_INIT;
     sb_printf(&rkey, "%s.%s", ev->consumer_name, ev->event_type);
@@ -193,7 +194,8 @@ publish_once(struct publisher *p, struct db *db, const struct outbox_event *ev,
          * consumer was created while the broker was down).  Declare them
          * and try once more. */
         log_warn("publisher: event %s returned; declaring queues of %s and "
-                 "retrying", ev->event_id, ev->consumer_name);
+                 "retrying",
+                 ev->event_id, ev->consumer_name);
         sb_reset(reason);
         if (mq_conn_declare_consumer(&p->mq, ev->consumer_name, reason) == 0)
             r = mq_conn_publish(&p->mq, &msg, reason);
@@ -245,8 +247,8 @@ publisher_publish(struct publisher *p, struct db *db, const char *event_id,
     int rc = redeliver ? outbox_db_record_redeliver(db, event_id, why, &err)
                        : outbox_db_record_publish(db, event_id, why, &err);
     if (rc < 0)
-        log_error("publisher: recording the attempt on event %s: %s",
-                  event_id, err.detail ? err.detail : err.msg);
+        log_error("publisher: recording the attempt on event %s: %s", event_id,
+                  err.detail ? err.detail : err.msg);
     if (out != PUBLISH_OK)
         log_warn("publisher: event %s not %s: %s", event_id,
                  redeliver ? "redelivered" : "published", sb_str(reason));

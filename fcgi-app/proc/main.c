@@ -84,8 +84,10 @@ main(int argc, char **argv)
     struct app_err err = APP_ERR_INIT;
     int rc = 1;
     if (config_load(&cfg, NULL, &err) < 0) {
-        fprintf(stderr, "fintegrate-fcgi: %s\n", err.msg ? err.msg : "bad "
-                                                                    "configuration");
+        fprintf(stderr, "fintegrate-fcgi: %s\n",
+                err.msg ? err.msg
+                        : "bad "
+                          "configuration");
         goto out;
     }
     if (check_only) {
@@ -95,8 +97,10 @@ main(int argc, char **argv)
         goto out;
     }
     if (log_open(cfg.log_file, (enum log_level)cfg.log_level) < 0) {
-        fprintf(stderr, "fintegrate-fcgi: FINTEGRATE_LOG_FILE: cannot open "
-                        "%s\n", cfg.log_file);
+        fprintf(stderr,
+                "fintegrate-fcgi: FINTEGRATE_LOG_FILE: cannot open "
+                "%s\n",
+                cfg.log_file);
         goto out;
     }
     int fd = listening_socket(socket_path);

@@ -97,8 +97,8 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     install_signals(&stop_set);
     metrics_set_slot(slot);
 
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgx, listen_fd,
-                                             FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+    if (FCGX_Init() != 0 ||
+        FCGX_InitRequest(&fcgx, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
         log_error("worker: libfcgi initialisation failed");
         _exit(1);
     }
@@ -109,7 +109,8 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     struct app_err err = APP_ERR_INIT;
     if (db_ensure(&db, &err) < 0)
         log_warn("worker: database not reachable yet (%s); will retry per "
-                 "request", err.detail ? err.detail : "");
+                 "request",
+                 err.detail ? err.detail : "");
     err_clear(&err);
 
     struct publisher pub;

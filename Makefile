@@ -95,6 +95,7 @@ stop:
 
 test: deps
 	@$(MAKE) --no-print-directory build tests
+	@scripts/static-checks.sh
 	@FINTEGRATE_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/tests \
 	    FINTEGRATE_FCGI_BIN=$(CURDIR)/$(BUILD)/fintegrate-fcgi \
 	    FINTEGRATE_CONSUMER_BIN=$(CURDIR)/$(BUILD)/fintegrate-consumer \

@@ -80,6 +80,11 @@ for svc in rabbitmq-server nginx postgresql; do
         service "$svc" stop >/dev/null 2>&1 || true
     fi
 done
-pkill -x epmd 2>/dev/null || true
+# The system broker's epmd on the default port outlives it.  `epmd -kill`
+# refuses while any node is registered, so a running Fintegrate stack's own
+# epmd is never touched (a blanket pkill once took down a test stack's broker).
+if command -v epmd >/dev/null 2>&1; then
+    epmd -port 4369 -kill >/dev/null 2>&1 || true
+fi
 install_promtool
 echo "install-deps: done"

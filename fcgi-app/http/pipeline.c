@@ -153,8 +153,11 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
 
     /* One line per request; never the key, never the query string. */
     double ms = elapsed_ms(&req.started);
-    metrics_request(route ? (int)(route - routes) : -1, req.method, status,
-                    ms / 1e3);
+    int route_index = route ? (int)(route - routes)
+                            : router_path_index(routes, routes_count, req.path);
+    if (route == NULL && route_index >= 0)
+        route = &routes[route_index]; /* a 405: label it with its path */
+    metrics_request(route_index, req.method, status, ms / 1e3);
     const char *route_name = route ? route->path : "-";
     if (status >= 500)
         log_error("request rid=%s method=%s route=%s status=%d ms=%.2f "

@@ -25,3 +25,12 @@ router_match(const struct route *table, size_t n, const char *method,
     }
     return path_known ? ROUTER_BAD_METHOD : ROUTER_NOT_FOUND;
 }
+
+int
+router_path_index(const struct route *table, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].path, path) == 0)
+            return (int)i;
+    return -1;
+}

@@ -52,6 +52,10 @@ enum router_result router_match(const struct route *table, size_t n,
                                 const struct route **route,
                                 struct strbuf *allow);
 
+/* Index of the first route with `path` (any method), or -1: the label of a
+ * request that matched a path but not a method (metrics, the log line). */
+int router_path_index(const struct route *table, size_t n, const char *path);
+
 /* The service's route table (routes.c). */
 extern const struct route routes[];
 extern const size_t routes_count;

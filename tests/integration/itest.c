@@ -512,6 +512,13 @@ itest_jstr(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+long
+itest_jint(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
 char *
 itest_json_text(json_t *v)
 {
@@ -803,6 +810,64 @@ itest_assert_jstr_at(const char *file, int line, const struct itest_resp *resp,
                   key, expected, v);
 }
 
+char *
+itest_desc_without(const struct itest_resp *resp, const char *id1,
+                   const char *id2)
+{
+    const char *d = itest_desc(resp);
+    char *out = malloc(strlen(d) + 1);
+    char *o = out;
+    size_t n1 = id1 ? strlen(id1) : 0, n2 = id2 ? strlen(id2) : 0;
+    while (*d) {
+        if (n1 > 0 && strncmp(d, id1, n1) == 0) {
+            memcpy(o, "<id>", 4); /* shorter than any id used here */
+            o += 4;
+            d += n1;
+        } else if (n2 > 0 && strncmp(d, id2, n2) == 0) {
+            memcpy(o, "<id>", 4);
+            o += 4;
+            d += n2;
+        } else {
+            *o++ = *d++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void
+itest_expect_like_missing_at(const char *file, int line,
+                             struct itest_resp *foreign, const char *x,
+                             struct itest_resp *missing, const char *y,
+                             long status)
+{
+    itest_assert_envelope_at(file, line, foreign, status);
+    itest_assert_envelope_at(file, line, missing, status);
+    if (status >= 400) {
+        char *a = itest_desc_without(foreign, x, NULL);
+        char *b = itest_desc_without(missing, y, NULL);
+        itest_expect_at(file, line, foreign, strcmp(a, b) == 0,
+                        "another consumer's customer must answer exactly like "
+                        "a missing one: [%s] vs [%s]",
+                        itest_desc(foreign), itest_desc(missing));
+        free(a);
+        free(b);
+    }
+    itest_resp_free(foreign);
+    itest_resp_free(missing);
+}
+
+void
+itest_assert_internal_error_at(const char *file, int line,
+                               const struct itest_resp *resp)
+{
+    itest_assert_error_at(file, line, resp, 500, NULL, NULL);
+    itest_expect_at(file, line, resp,
+                    strstr(itest_desc(resp), "poison") == NULL &&
+                        strstr(itest_desc(resp), "trigger") == NULL,
+                    "the database's message must not reach the client");
+}
+
 /* ------------------------------------------------------- domain helpers */
 
 void
@@ -819,6 +884,74 @@ itest_create_customer_at(const char *file, int line, const char *api_key,
         fail_resp(file, line, r, "customer_id must be a lower-case UUID");
     memcpy(id_out, id, 37);
     itest_resp_free(r);
+}
+
+void
+itest_make_customer_at(const char *file, int line, const char *api_key,
+                       const char *prefix, char id_out[37])
+{
+    char name[96];
+    itest_unique(name, sizeof(name), prefix);
+    itest_create_customer_at(file, line, api_key, name, id_out);
+}
+
+struct itest_resp *
+itest_get_customer(const char *api_key, const char *id)
+{
+    char fresh[37];
+    if (id == NULL) {
+        itest_random_uuid(fresh);
+        id = fresh;
+    }
+    return itest_requestf("GET", api_key, NULL, "/customer/data?customer_id=%s",
+                          id);
+}
+
+void
+itest_warm_up_at(const char *file, int line, const char *api_key,
+                 const char *id)
+{
+    for (int i = 0; i < 12; i++) {
+        struct itest_resp *r = itest_get_customer(api_key, id);
+        itest_assert_envelope_at(file, line, r, id != NULL ? 200 : 404);
+        itest_resp_free(r);
+    }
+}
+
+double
+itest_await_answer_at(const char *file, int line, const char *api_key,
+                      const char *id, double t0, long was_status, long status,
+                      const char *desc)
+{
+    int streak = 0;
+    double start = 0;
+    for (;;) {
+        struct itest_resp *r = itest_get_customer(api_key, id);
+        double now = itest_now();
+        if (r->status == status) {
+            if (status >= 400)
+                itest_assert_error_at(file, line, r, status, desc, NULL);
+            else
+                itest_assert_envelope_at(file, line, r, status);
+            if (streak++ == 0)
+                start = now;
+            if (streak >= 8) {
+                itest_resp_free(r);
+                return start - t0;
+            }
+        } else {
+            itest_expect_at(file, line, r, r->status == was_status,
+                            "while waiting for %ld, got neither %ld nor %ld",
+                            status, status, was_status);
+            streak = 0;
+            itest_expect_at(file, line, r, now - t0 <= 5.0,
+                            "still answering %ld %.2f s after the change; "
+                            "must be %ld within 5 s",
+                            r->status, now - t0, status);
+        }
+        itest_resp_free(r);
+        itest_sleep_ms(50);
+    }
 }
 
 void
@@ -853,6 +986,63 @@ itest_upper(char *s)
     for (char *p = s; *p; p++)
         *p = (char)toupper((unsigned char)*p);
     return s;
+}
+
+char *
+itest_repeat(const char *unit, int times)
+{
+    size_t n = strlen(unit);
+    char *s = malloc(n * (size_t)times + 1);
+    for (int i = 0; i < times; i++)
+        memcpy(s + n * (size_t)i, unit, n);
+    s[n * (size_t)times] = '\0';
+    return s;
+}
+
+void
+itest_fill_id(char *out, size_t size, const char *tmpl, const char *id)
+{
+    size_t o = 0;
+    for (const char *p = tmpl; *p && o + 1 < size;) {
+        if (strncmp(p, "@ID@", 4) == 0) {
+            for (const char *q = id; *q && o + 1 < size; q++)
+                out[o++] = *q;
+            p += 4;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+}
+
+char *
+itest_slurp(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (len_out != NULL)
+        *len_out = len;
+    return buf;
+}
+
+void
+itest_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* ------------------------------------------------------------------ SQL */
@@ -942,6 +1132,44 @@ itest_sql_long_at(const char *file, int line, const char *query,
     return n;
 }
 
+void
+itest_sql_ddl_at(const char *file, int line, const char *const *stmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r = itest_sql_try(stmts[i], NULL, 0);
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+            if (st != NULL && strcmp(st, "42501") == 0) {
+                print_message("      skipped: the test role may not create "
+                              "triggers (%s)\n",
+                              PQresultErrorMessage(r));
+                PQclear(r);
+                _skip(file, line);
+            }
+            itest_failf_at(file, line, "installing the test trigger failed: %s",
+                           r ? PQresultErrorMessage(r) : "no connection");
+        }
+        PQclear(r);
+    }
+}
+
+void
+itest_sql_try_each(const char *const *stmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        PQclear(itest_sql_try(stmts[i], NULL, 0));
+}
+
+void
+itest_key_hash_at(const char *file, int line, const char *key, char out[65])
+{
+    char *h = itest_sql_value_at(
+        file, line, "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+        (const char *const[]){key}, 1);
+    snprintf(out, 65, "%s", h ? h : "");
+    free(h);
+}
+
 /* ------------------------------------------------------------ consumers */
 
 void
@@ -998,6 +1226,18 @@ itest_consumer_create_at(const char *file, int line, struct itest_consumer *out,
         "now() + $4::interval)",
         (const char *const[]){out->id, out->key, key_status, expires_in}, 4);
     PQclear(r);
+}
+
+int
+itest_group_setup_consumers(void **state, struct itest_consumer *a,
+                            struct itest_consumer *b)
+{
+    if (itest_group_setup(state) != 0)
+        return -1;
+    itest_consumer_create(a, "ACTIVE", "active", "1 day");
+    if (b != NULL)
+        itest_consumer_create(b, "ACTIVE", "active", "1 day");
+    return 0;
 }
 
 /* --------------------------------------------------- FastCGI processes */

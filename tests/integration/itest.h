@@ -138,6 +138,9 @@ json_t *itest_data(const struct itest_resp *resp);
 const char *itest_desc(const struct itest_resp *resp);
 const char *itest_jstr(const json_t *obj, const char *key);
 
+/* obj[key] as an integer; -1 when absent or not an integer. */
+long itest_jint(const json_t *obj, const char *key);
+
 /* Owned JSON text (free()) of a jansson value built by json_pack. Steals v. */
 char *itest_json_text(json_t *v);
 
@@ -206,6 +209,37 @@ void itest_failf_at(const char *file, int line, const char *fmt, ...)
 /* Prints a response (request line, status, headers, body) to stderr. */
 void itest_dump(const struct itest_resp *resp);
 
+/*
+ * The description of resp with every occurrence of id1 and of id2 (either
+ * may be NULL or "") replaced by "<id>": an owned string (free()).
+ */
+char *itest_desc_without(const struct itest_resp *resp, const char *id1,
+                         const char *id2);
+
+/*
+ * Tenancy: another consumer's answer about a thing x (foreign) equals the
+ * answer about a missing y (missing): both the envelope with status and,
+ * for an error status, the same description once x and y are replaced by
+ * "<id>". Takes ownership of both responses and frees them.
+ */
+#define itest_expect_like_missing(foreign, x, missing, y, status)              \
+    itest_expect_like_missing_at(__FILE__, __LINE__, (foreign), (x),           \
+                                 (missing), (y), (status))
+void itest_expect_like_missing_at(const char *file, int line,
+                                  struct itest_resp *foreign, const char *x,
+                                  struct itest_resp *missing, const char *y,
+                                  long status);
+
+/*
+ * A 500 envelope caused by a test trigger (itest_sql_ddl): its description
+ * must name neither "poison" nor "trigger", i.e. the database's message
+ * does not reach the client. Does not free resp.
+ */
+#define itest_assert_internal_error(resp)                                      \
+    itest_assert_internal_error_at(__FILE__, __LINE__, (resp))
+void itest_assert_internal_error_at(const char *file, int line,
+                                    const struct itest_resp *resp);
+
 /* -------------------------------------------------------- domain helpers */
 
 /*
@@ -218,6 +252,44 @@ void itest_dump(const struct itest_resp *resp);
 void itest_create_customer_at(const char *file, int line, const char *api_key,
                               const char *name, char id_out[37]);
 
+/* itest_create_customer with a name made by itest_unique(prefix). */
+#define itest_make_customer(api_key, prefix, id_out)                           \
+    itest_make_customer_at(__FILE__, __LINE__, (api_key), (prefix), (id_out))
+void itest_make_customer_at(const char *file, int line, const char *api_key,
+                            const char *prefix, char id_out[37]);
+
+/*
+ * GET /customer/data?customer_id=id with api_key; id NULL asks for a fresh
+ * random (missing) customer on every call, a request that needs nothing but
+ * a working key (404 once the key and consumer pass). Returns an owned
+ * response (itest_resp_free); asserts nothing.
+ */
+struct itest_resp *itest_get_customer(const char *api_key, const char *id);
+
+/*
+ * Uses a key a dozen times (itest_get_customer(api_key, id)) so that the
+ * workers cache its lookup; asserts each answer: 200, or 404 for id NULL.
+ */
+#define itest_warm_up(api_key, id)                                             \
+    itest_warm_up_at(__FILE__, __LINE__, (api_key), (id))
+void itest_warm_up_at(const char *file, int line, const char *api_key,
+                      const char *id);
+
+/*
+ * Polls itest_get_customer(api_key, id) until 8 answers in a row have
+ * status (an error: with the exact description desc, when set); fails when
+ * an answer is neither was_status nor status, or when the old answer is
+ * still given more than 5 s after t0 (API.md §2: a deactivated key or
+ * consumer stops working within 5 s). Returns the seconds from t0 to the
+ * first answer of the final streak.
+ */
+#define itest_await_answer(api_key, id, t0, was_status, status, desc)          \
+    itest_await_answer_at(__FILE__, __LINE__, (api_key), (id), (t0),           \
+                          (was_status), (status), (desc))
+double itest_await_answer_at(const char *file, int line, const char *api_key,
+                             const char *id, double t0, long was_status,
+                             long status, const char *desc);
+
 /* A name unique to this run and call: "<prefix>-<pid>-<time>-<n>". */
 void itest_unique(char *buf, size_t size, const char *prefix);
 
@@ -226,6 +298,22 @@ void itest_random_uuid(char out[37]);
 
 /* Upper-cases an ASCII string in place; returns it. */
 char *itest_upper(char *s);
+
+/* unit repeated times times: an owned string (free()). */
+char *itest_repeat(const char *unit, int times);
+
+/* tmpl with every "@ID@" replaced by id, into out (truncated to size). */
+void itest_fill_id(char *out, size_t size, const char *tmpl, const char *id);
+
+/*
+ * The whole content of a file as an owned, NUL-terminated string (free()),
+ * its length into *len_out unless len_out is NULL; NULL when it cannot be
+ * opened.
+ */
+char *itest_slurp(const char *path, size_t *len_out);
+
+/* Sleeps ms milliseconds. */
+void itest_sleep_ms(long ms);
 
 /* --------------------------------------------------------------- SQL */
 
@@ -272,6 +360,39 @@ long itest_sql_long_at(const char *file, int line, const char *query,
 PGresult *itest_sql_try(const char *query, const char *const *params,
                         int nparams);
 
+/*
+ * Runs n DDL statements in order (installing a test-only trigger, say) and
+ * asserts that each succeeded; when the test role may not create them
+ * (SQLSTATE 42501) the test is skipped instead.
+ */
+#define itest_sql_ddl(stmts, n)                                                \
+    itest_sql_ddl_at(__FILE__, __LINE__, (stmts), (n))
+void itest_sql_ddl_at(const char *file, int line, const char *const *stmts,
+                      size_t n);
+
+/* Runs n statements in order, ignoring any failure (clean-up: DROP ... IF
+ * EXISTS). */
+void itest_sql_try_each(const char *const *stmts, size_t n);
+
+/* customer_events rows of a customer (count(*)); asserts the query ran. */
+#define itest_count_events(customer_id)                                        \
+    itest_sql_long(                                                            \
+        "SELECT count(*) FROM customer_events WHERE customer_id = $1",         \
+        (customer_id))
+
+/* Customers, of any owner, whose name starts with prefix (count(*)). */
+#define itest_count_named(prefix)                                              \
+    itest_sql_long("SELECT count(*) FROM customers "                           \
+                   "WHERE left(name, length($1)) = $1",                        \
+                   (prefix))
+
+/* SHA-256 hex of a key as the service stores it (computed by SQL) into
+ * out ("" when the query gave nothing); asserts the query ran. */
+#define itest_key_hash(key, out)                                               \
+    itest_key_hash_at(__FILE__, __LINE__, (key), (out))
+void itest_key_hash_at(const char *file, int line, const char *key,
+                       char out[65]);
+
 /* ---------------------------------------------------------- consumers */
 
 struct itest_consumer {
@@ -294,6 +415,14 @@ void itest_consumer_create_at(const char *file, int line,
                               struct itest_consumer *out,
                               const char *consumer_status,
                               const char *key_status, const char *expires_in);
+
+/*
+ * Group setup: itest_group_setup, then a (and b, unless NULL) made with
+ * itest_consumer_create(…, "ACTIVE", "active", "1 day"). Returns 0, or -1
+ * when itest_group_setup failed; a failing insert is asserted.
+ */
+int itest_group_setup_consumers(void **state, struct itest_consumer *a,
+                                struct itest_consumer *b);
 
 /* A random key in the service's format that no consumer has. */
 void itest_random_key(char out[64]);

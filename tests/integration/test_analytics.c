@@ -19,11 +19,7 @@ static struct itest_consumer g_c, g_o; /* owner, outsider */
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_c, "ACTIVE", "active", "1 day");
-    itest_consumer_create(&g_o, "ACTIVE", "active", "1 day");
-    return 0;
+    return itest_group_setup_consumers(state, &g_c, &g_o);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -111,13 +107,6 @@ delete_customer(const char *id)
     itest_resp_free(r);
 }
 
-static long
-int_of(const json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
-}
-
 static bool
 json_same(const json_t *a, const json_t *b)
 {
@@ -165,9 +154,9 @@ expect_snapshot_is_stored_row(const struct itest_resp *r, const json_t *s)
                  "snapshot tags must be the stored ones (%s)",
                  PQgetvalue(q, 0, 4));
     json_decref(tags);
-    itest_expect(r, int_of(s, "tag_count") == atol(PQgetvalue(q, 0, 5)),
+    itest_expect(r, itest_jint(s, "tag_count") == atol(PQgetvalue(q, 0, 5)),
                  "tag_count must be the integer %s", PQgetvalue(q, 0, 5));
-    itest_expect(r, int_of(s, "event_count") == atol(PQgetvalue(q, 0, 6)),
+    itest_expect(r, itest_jint(s, "event_count") == atol(PQgetvalue(q, 0, 6)),
                  "event_count must be the integer %s", PQgetvalue(q, 0, 6));
     itest_expect(r,
                  itest_is_timestamp(itest_jstr(s, "snapshot_at")) &&
@@ -264,8 +253,8 @@ snapshot_stores_every_column(void **state)
     itest_assert_jstr(g, s0, "name", name);
     itest_assert_jstr(g, s0, "status", "INACTIVE");
     itest_assert_jstr(g, s0, "consumer_id", g_c.id);
-    itest_expect(g, int_of(s0, "tag_count") == 3, "tag_count 3");
-    itest_expect(g, int_of(s0, "event_count") == 3, "event_count 3");
+    itest_expect(g, itest_jint(s0, "tag_count") == 3, "tag_count 3");
+    itest_expect(g, itest_jint(s0, "event_count") == 3, "event_count 3");
     /* Its tags are an object in byte order of key, like GET /customer/data. */
     json_t *st = json_object_get(s0, "tags");
     const char *first = json_object_iter_key(json_object_iter(st));
@@ -290,8 +279,8 @@ snapshot_of_customer_without_tags(void **state)
     json_t *t = json_object_get(s, "tags");
     itest_expect(g, json_is_object(t) && json_object_size(t) == 0,
                  "tags must be {}");
-    itest_expect(g, int_of(s, "tag_count") == 0, "tag_count 0");
-    itest_expect(g, int_of(s, "event_count") == 1, "event_count 1");
+    itest_expect(g, itest_jint(s, "tag_count") == 0, "tag_count 0");
+    itest_expect(g, itest_jint(s, "event_count") == 1, "event_count 1");
     itest_assert_jstr(g, s, "status", "ACTIVE");
     itest_resp_free(g);
 }
@@ -383,7 +372,7 @@ list_newest_first_with_limit(void **state)
         json_t *e = json_array_get(s, i);
         expect_snapshot_is_stored_row(g, e);
         itest_assert_jstr(g, e, "analytics_id", ids[4 - i]);
-        itest_expect(g, int_of(e, "tag_count") == (long)(5 - i),
+        itest_expect(g, itest_jint(e, "tag_count") == (long)(5 - i),
                      "snapshot %zu must have %zu tags", i, 5 - i);
         if (i > 0)
             itest_expect(
@@ -533,15 +522,16 @@ snapshots_show_change_over_time(void **state)
     /* Counts: a rename keeps tag_count; each change is one more event
      * (creation, tags_added | tag_key_changed | value, status). */
     itest_expect(g,
-                 int_of(s1, "tag_count") == 2 && int_of(s2, "tag_count") == 2 &&
-                     int_of(s3, "tag_count") == 2,
+                 itest_jint(s1, "tag_count") == 2 &&
+                     itest_jint(s2, "tag_count") == 2 &&
+                     itest_jint(s3, "tag_count") == 2,
                  "tag_count must stay 2");
-    itest_expect(g, int_of(s1, "event_count") == 2,
-                 "first event_count 2, is %ld", int_of(s1, "event_count"));
-    itest_expect(g, int_of(s2, "event_count") == 3,
-                 "second event_count 3, is %ld", int_of(s2, "event_count"));
-    itest_expect(g, int_of(s3, "event_count") == 5,
-                 "third event_count 5, is %ld", int_of(s3, "event_count"));
+    itest_expect(g, itest_jint(s1, "event_count") == 2,
+                 "first event_count 2, is %ld", itest_jint(s1, "event_count"));
+    itest_expect(g, itest_jint(s2, "event_count") == 3,
+                 "second event_count 3, is %ld", itest_jint(s2, "event_count"));
+    itest_expect(g, itest_jint(s3, "event_count") == 5,
+                 "third event_count 5, is %ld", itest_jint(s3, "event_count"));
 
     /* Status and name as they were. */
     itest_assert_jstr(g, s1, "status", "ACTIVE");

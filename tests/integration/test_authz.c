@@ -34,13 +34,6 @@ static struct api_consumer g_a, g_b;
 
 /* ------------------------------------------------------------- helpers */
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static struct itest_resp *
 admin(const char *method, const char *path, const char *body)
 {
@@ -107,92 +100,6 @@ setup(void **state)
     return 0;
 }
 
-/* GET /customer/data?customer_id=id with key. */
-static struct itest_resp *
-get_customer(const char *key, const char *id)
-{
-    return itest_requestf("GET", key, NULL, "/customer/data?customer_id=%s",
-                          id);
-}
-
-/*
- * Polls GET /customer/data of customer id with key until 8 answers in a row
- * have status (and desc, when set); fails when an answer other than
- * was_status comes, or when the old answer is still given more than 5 s
- * after t0 (API.md §2). Returns the seconds until the final streak began.
- */
-static double
-await_answer(const char *key, const char *id, double t0, long was_status,
-             long status, const char *desc)
-{
-    int streak = 0;
-    double start = 0;
-    for (;;) {
-        struct itest_resp *r = get_customer(key, id);
-        double now = itest_now();
-        if (r->status == status) {
-            if (status >= 400)
-                itest_assert_error(r, status, desc);
-            else
-                itest_assert_envelope(r, status);
-            if (streak++ == 0)
-                start = now;
-            if (streak >= 8) {
-                itest_resp_free(r);
-                return start - t0;
-            }
-        } else {
-            itest_expect(r, r->status == was_status,
-                         "while waiting for %ld, got neither %ld nor %ld",
-                         status, status, was_status);
-            streak = 0;
-            itest_expect(r, now - t0 <= 5.0,
-                         "still answering %ld %.2f s after the change; must "
-                         "be %ld within 5 s",
-                         r->status, now - t0, status);
-        }
-        itest_resp_free(r);
-        sleep_ms(50);
-    }
-}
-
-/* Uses a key a dozen times so that the workers cache its lookup. */
-static void
-warm_up(const char *key, const char *id)
-{
-    for (int i = 0; i < 12; i++) {
-        struct itest_resp *r = get_customer(key, id);
-        itest_assert_envelope(r, 200);
-        itest_resp_free(r);
-    }
-}
-
-/* The description with every occurrence of each of the ids replaced by
- * "<id>"; owned. */
-static char *
-desc_without(const struct itest_resp *r, const char *id1, const char *id2)
-{
-    const char *d = itest_desc(r);
-    char *out = malloc(strlen(d) + 1);
-    char *o = out;
-    while (*d) {
-        size_t n1 = id1 ? strlen(id1) : 0, n2 = id2 ? strlen(id2) : 0;
-        if (n1 > 0 && strncmp(d, id1, n1) == 0) {
-            memcpy(o, "<id>", 4); /* shorter than any id used here */
-            o += 4;
-            d += n1;
-        } else if (n2 > 0 && strncmp(d, id2, n2) == 0) {
-            memcpy(o, "<id>", 4);
-            o += 4;
-            d += n2;
-        } else {
-            *o++ = *d++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* ----------------------------------------------------------- lifecycle */
 
 static void
@@ -213,7 +120,7 @@ full_lifecycle(void **state)
     itest_expect(NULL, owner && strcmp(owner, c.id) == 0,
                  "the customer belongs to the new consumer");
     free(owner);
-    struct itest_resp *r = get_customer(c.key, x);
+    struct itest_resp *r = itest_get_customer(c.key, x);
     itest_assert_jstr(r, itest_assert_envelope(r, 200), "name", name);
     itest_resp_free(r);
     r = itest_requestf("GET", c.key, NULL, "/consumer/data?consumer_id=%s",
@@ -221,39 +128,40 @@ full_lifecycle(void **state)
     itest_assert_jstr(r, itest_assert_envelope(r, 200), "consumer_name",
                       c.name);
     itest_resp_free(r);
-    warm_up(c.key, x);
+    itest_warm_up(c.key, x);
 
     /* Rotation: the new key works at once, the old one stops within 5 s. */
     char k1[64];
     snprintf(k1, sizeof(k1), "%s", c.key);
     api_key_issue(&c);
     double t0 = itest_now();
-    r = get_customer(c.key, x);
+    r = itest_get_customer(c.key, x);
     itest_assert_envelope(r, 200);
     itest_resp_free(r);
-    double took = await_answer(k1, x, t0, 200, 401, "API key deactivated");
+    double took =
+        itest_await_answer(k1, x, t0, 200, 401, "API key deactivated");
     print_message("      rotated key refused after %.2f s\n", took);
 
     /* Deactivating the key: refused within 5 s. */
     char k2[64];
     snprintf(k2, sizeof(k2), "%s", c.key);
-    warm_up(k2, x);
+    itest_warm_up(k2, x);
     deactivate_key(k2);
     t0 = itest_now();
-    took = await_answer(k2, x, t0, 200, 401, "API key deactivated");
+    took = itest_await_answer(k2, x, t0, 200, 401, "API key deactivated");
     print_message("      deactivated key refused after %.2f s\n", took);
-    r = get_customer(k1, x);
+    r = itest_get_customer(k1, x);
     itest_assert_error(r, 401, "API key deactivated");
     itest_resp_free(r);
 
     /* A third key; then the consumer is deactivated: 403 within 5 s. */
     api_key_issue(&c);
-    warm_up(c.key, x);
+    itest_warm_up(c.key, x);
     set_status(c.id, "DEACTIVATED");
     t0 = itest_now();
     char want[160];
     snprintf(want, sizeof(want), "Consumer \"%s\" is deactivated", c.name);
-    took = await_answer(c.key, x, t0, 200, 403, want);
+    took = itest_await_answer(c.key, x, t0, 200, 403, want);
     print_message("      deactivated consumer refused after %.2f s\n", took);
     /* Nothing gets through while it is deactivated. */
     char gone[96];
@@ -276,13 +184,13 @@ full_lifecycle(void **state)
     /* Reactivated: the same key works again within 5 s. */
     set_status(c.id, "ACTIVE");
     t0 = itest_now();
-    took = await_answer(c.key, x, t0, 403, 200, NULL);
+    took = itest_await_answer(c.key, x, t0, 403, 200, NULL);
     print_message("      reactivated consumer works after %.2f s\n", took);
-    r = get_customer(c.key, x);
+    r = itest_get_customer(c.key, x);
     itest_assert_jstr(r, itest_assert_envelope(r, 200), "name", name);
     itest_resp_free(r);
     /* The keys it lost stay lost. */
-    r = get_customer(k2, x);
+    r = itest_get_customer(k2, x);
     itest_assert_error(r, 401, "API key deactivated");
     itest_resp_free(r);
 }
@@ -408,10 +316,10 @@ admin_endpoints_are_403_for_a_consumer(void **state)
     /* Both keys still work. */
     char y[37];
     itest_random_uuid(y);
-    r = get_customer(g_a.key, y);
+    r = itest_get_customer(g_a.key, y);
     itest_assert_error(r, 404, NULL);
     itest_resp_free(r);
-    r = get_customer(g_b.key, y);
+    r = itest_get_customer(g_b.key, y);
     itest_assert_error(r, 404, NULL);
     itest_resp_free(r);
 
@@ -429,8 +337,8 @@ expect_same_403(struct itest_resp *a, const char *ida, struct itest_resp *b,
 {
     itest_assert_error(a, 403, NULL);
     itest_assert_error(b, 403, NULL);
-    char *da = desc_without(a, ida, NULL);
-    char *db = desc_without(b, idb, NULL);
+    char *da = itest_desc_without(a, ida, NULL);
+    char *db = itest_desc_without(b, idb, NULL);
     itest_expect(a, strcmp(da, db) == 0,
                  "403 for an existing and a missing one must read alike: "
                  "[%s] vs [%s]",
@@ -529,27 +437,6 @@ consumer_reads_only_its_own_key(void **state)
 }
 
 /* ------------------------------------------------------------ tenancy */
-
-/* B's answer about A's thing x equals B's answer about a missing y. */
-static void
-expect_like_missing(struct itest_resp *foreign, const char *x,
-                    struct itest_resp *missing, const char *y, long status)
-{
-    itest_assert_envelope(foreign, status);
-    itest_assert_envelope(missing, status);
-    if (status >= 400) {
-        char *a = desc_without(foreign, x, NULL);
-        char *b = desc_without(missing, y, NULL);
-        itest_expect(foreign, strcmp(a, b) == 0,
-                     "another consumer's customer must answer exactly like "
-                     "a missing one: [%s] vs [%s]",
-                     itest_desc(foreign), itest_desc(missing));
-        free(a);
-        free(b);
-    }
-    itest_resp_free(foreign);
-    itest_resp_free(missing);
-}
 
 /* One request template, with %s for the customer (or event) id. */
 struct tenancy_case {
@@ -670,9 +557,9 @@ tenancy_on_every_customer_and_tag_endpoint(void **state)
          404},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        expect_like_missing(send_case(&cases[i], g_b.key, x), x,
-                            send_case(&cases[i], g_b.key, y), y,
-                            cases[i].status);
+        itest_expect_like_missing(send_case(&cases[i], g_b.key, x), x,
+                                  send_case(&cases[i], g_b.key, y), y,
+                                  cases[i].status);
 
     /* GET /events about another's customer: 200 and empty, like missing. */
     static const struct tenancy_case list = {"GET", "/events?customer_id=%s",
@@ -706,9 +593,9 @@ tenancy_on_every_customer_and_tag_endpoint(void **state)
     static const struct tenancy_case confirm = {
         "POST", "/events/confirm-delivery",
         "{\"event_id\":\"%s\",\"status\":\"received\"}", 404};
-    expect_like_missing(send_case(&confirm, g_b.key, ev), ev,
-                        send_case(&confirm, g_b.key, missing_ev), missing_ev,
-                        404);
+    itest_expect_like_missing(send_case(&confirm, g_b.key, ev), ev,
+                              send_case(&confirm, g_b.key, missing_ev),
+                              missing_ev, 404);
 
     /* Nothing of x changed. */
     char *after = customer_state(x);
@@ -748,10 +635,10 @@ tenancy_on_every_customer_and_tag_endpoint(void **state)
     char z[37];
     itest_unique(name, sizeof(name), "tenant-b");
     itest_create_customer(g_b.key, name, z);
-    r = get_customer(g_a.key, z);
+    r = itest_get_customer(g_a.key, z);
     itest_assert_error(r, 404, NULL);
     itest_resp_free(r);
-    r = get_customer(g_b.key, z);
+    r = itest_get_customer(g_b.key, z);
     itest_assert_envelope(r, 200);
     itest_resp_free(r);
 }

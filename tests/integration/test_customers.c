@@ -18,10 +18,7 @@ static struct itest_consumer g_c;
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_c, "ACTIVE", "active", "1 day");
-    return 0;
+    return itest_group_setup_consumers(state, &g_c, NULL);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -39,23 +36,6 @@ patch(const char *body)
                          NULL);
 }
 
-/* Customers whose name starts with prefix, any owner. */
-static long
-count_named(const char *prefix)
-{
-    return itest_sql_long("SELECT count(*) FROM customers "
-                          "WHERE left(name, length($1)) = $1",
-                          prefix);
-}
-
-static long
-count_events(const char *customer_id)
-{
-    return itest_sql_long(
-        "SELECT count(*) FROM customer_events WHERE customer_id = $1",
-        customer_id);
-}
-
 /* POST body must be rejected with status/exact description; no row named
  * marker* may exist afterwards. */
 static void
@@ -70,7 +50,7 @@ expect_create_rejected(const char *body, long status, const char *exact,
     else
         itest_assert_error_contains(r, status, needle);
     if (marker != NULL)
-        itest_expect(r, count_named(marker) == 0,
+        itest_expect(r, itest_count_named(marker) == 0,
                      "a rejected create wrote a customers row named %s*",
                      marker);
     long after_events = itest_sql_long(
@@ -79,26 +59,6 @@ expect_create_rejected(const char *body, long status, const char *exact,
                  "a rejected create wrote %ld customer_events row(s)",
                  after_events - before_events);
     itest_resp_free(r);
-}
-
-static char *
-repeat(const char *unit, int times)
-{
-    size_t n = strlen(unit);
-    char *s = malloc(n * (size_t)times + 1);
-    for (int i = 0; i < times; i++)
-        memcpy(s + n * (size_t)i, unit, n);
-    s[n * (size_t)times] = '\0';
-    return s;
-}
-
-/* A customer owned by g_c, created through the API. */
-static void
-make_customer(char id[37])
-{
-    char name[96];
-    itest_unique(name, sizeof(name), "cust");
-    itest_create_customer(g_c.key, name, id);
 }
 
 static void
@@ -220,12 +180,12 @@ create_trims_name(void **state)
 static void
 create_name_len(const char *unit, int n, const char *pad, long status)
 {
-    char *core = repeat(unit, n);
+    char *core = itest_repeat(unit, n);
     size_t len = strlen(core) + 2 * strlen(pad) + 1;
     char *name = malloc(len);
     snprintf(name, len, "%s%s%s", pad, core, pad);
     char *body = itest_json_text(json_pack("{s:s}", "name", name));
-    long before = count_named(core);
+    long before = itest_count_named(core);
     struct itest_resp *r = post(body);
     if (status == 201) {
         json_t *d = itest_assert_envelope(r, 201);
@@ -236,7 +196,7 @@ create_name_len(const char *unit, int n, const char *pad, long status)
         itest_resp_free(g);
     } else {
         itest_assert_error_contains(r, status, "name");
-        itest_expect(r, count_named(core) == before,
+        itest_expect(r, itest_count_named(core) == before,
                      "a rejected name was stored");
     }
     itest_resp_free(r);
@@ -341,7 +301,7 @@ create_rejects_huge_name(void **state)
     /* ~60 KB: under nginx's 64 KiB cap, far over 255 characters. */
     char marker[96];
     itest_unique(marker, sizeof(marker), "huge");
-    char *pad = repeat("x", 60000);
+    char *pad = itest_repeat("x", 60000);
     size_t len = strlen(pad) + 200;
     char *body = malloc(len);
     snprintf(body, len, "{\"name\":\"%s%s\"}", marker, pad);
@@ -447,7 +407,7 @@ create_rejects_lone_surrogate(void **state)
     itest_expect(r, r->status == 400 || r->status == 422,
                  "a lone surrogate must be a 400 or 422");
     itest_assert_envelope(r, r->status);
-    itest_expect(r, count_named(m) == 0, "nothing may be stored");
+    itest_expect(r, itest_count_named(m) == 0, "nothing may be stored");
     itest_resp_free(r);
 }
 
@@ -535,7 +495,7 @@ get_accepts_upper_case_uuid_and_answers_lower_case(void **state)
 {
     (void)state;
     char id[37], upper[37];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     memcpy(upper, id, 37);
     itest_upper(upper);
     struct itest_resp *g;
@@ -549,7 +509,7 @@ get_reads_json_body_when_query_empty(void **state)
 {
     (void)state;
     char id[37], body[128];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", id);
     struct itest_resp *g =
         itest_request("GET", "/customer/data", g_c.key, body, NULL);
@@ -639,7 +599,7 @@ get_percent_encoded_query(void **state)
 {
     (void)state;
     char id[37], enc[80];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     /* Every '-' written as %2D: the query string is percent-decoded. */
     char *o = enc;
     for (const char *p = id; *p; p++) {
@@ -664,7 +624,7 @@ delete_by_body(void **state)
 {
     (void)state;
     char id[37], body[128];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", id);
     struct itest_resp *r =
         itest_request("DELETE", "/customer/data", g_c.key, body, NULL);
@@ -694,7 +654,7 @@ delete_by_query_string(void **state)
 {
     (void)state;
     char id[37], upper[37];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     memcpy(upper, id, 37);
     itest_upper(upper);
     struct itest_resp *r = itest_requestf(
@@ -710,8 +670,8 @@ delete_body_wins_over_query(void **state)
 {
     (void)state;
     char a[37], b[37], body[128], path[128];
-    make_customer(a);
-    make_customer(b);
+    itest_make_customer(g_c.key, "cust", a);
+    itest_make_customer(g_c.key, "cust", b);
     snprintf(path, sizeof(path), "/customer/data?customer_id=%s", a);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", b);
     struct itest_resp *r = itest_request("DELETE", path, g_c.key, body, NULL);
@@ -745,14 +705,14 @@ delete_errors(void **state)
 
     /* Unknown field on an existing customer: 422 and nothing deleted. */
     char mine[37];
-    make_customer(mine);
+    itest_make_customer(g_c.key, "cust", mine);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\",\"force\":true}",
              mine);
     r = itest_request("DELETE", "/customer/data", g_c.key, body, NULL);
     itest_assert_error(r, 422, "Unknown field \"force\"");
     itest_resp_free(r);
     get_customer(mine, 200, NULL);
-    itest_expect(NULL, count_events(mine) == 1,
+    itest_expect(NULL, itest_count_events(mine) == 1,
                  "a rejected DELETE must write no event");
 }
 
@@ -763,7 +723,7 @@ change_status_ok(void **state)
 {
     (void)state;
     char id[37], body[160];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"INACTIVE\"}", id);
     struct itest_resp *r = patch(body);
@@ -805,14 +765,15 @@ change_status_same_status_409(void **state)
 {
     (void)state;
     char id[37], body[160], want[160];
-    make_customer(id);
+    itest_make_customer(g_c.key, "cust", id);
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"ACTIVE\"}", id);
     snprintf(want, sizeof(want), "Customer %s is already ACTIVE", id);
-    long events = count_events(id);
+    long events = itest_count_events(id);
     struct itest_resp *r = patch(body);
     itest_assert_error(r, 409, want);
-    itest_expect(r, count_events(id) == events, "a 409 must write no event");
+    itest_expect(r, itest_count_events(id) == events,
+                 "a 409 must write no event");
     itest_resp_free(r);
 
     snprintf(body, sizeof(body),
@@ -841,8 +802,8 @@ change_status_validation(void **state)
 {
     (void)state;
     char id[37], body[200];
-    make_customer(id);
-    long events = count_events(id);
+    itest_make_customer(g_c.key, "cust", id);
+    long events = itest_count_events(id);
 
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", id);
@@ -899,7 +860,7 @@ change_status_validation(void **state)
     get_customer(id, 200, &g);
     itest_assert_jstr(g, itest_data(g), "status", "ACTIVE");
     itest_resp_free(g);
-    itest_expect(NULL, count_events(id) == events,
+    itest_expect(NULL, itest_count_events(id) == events,
                  "rejected PATCHes wrote events");
 }
 
@@ -925,7 +886,7 @@ change_status_unknown_customer_404(void **state)
 
     /* A deleted customer is gone for PATCH too. */
     char del[37];
-    make_customer(del);
+    itest_make_customer(g_c.key, "cust", del);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", del);
     r = itest_request("DELETE", "/customer/data", g_c.key, body, NULL);
     itest_assert_envelope(r, 200);

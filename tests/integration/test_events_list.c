@@ -20,22 +20,10 @@ static struct itest_consumer g_a, g_b; /* two ordinary consumers */
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_a, "ACTIVE", "active", "1 day");
-    itest_consumer_create(&g_b, "ACTIVE", "active", "1 day");
-    return 0;
+    return itest_group_setup_consumers(state, &g_a, &g_b);
 }
 
 /* ------------------------------------------------------------- helpers */
-
-static void
-make_customer(const char *key, char id[37])
-{
-    char name[96];
-    itest_unique(name, sizeof(name), "events");
-    itest_create_customer(key, name, id);
-}
 
 /* method path with {"customer_id": id, <rest>} must succeed. */
 static void
@@ -57,23 +45,6 @@ add_tags(const char *key, const char *id, const char *rest)
     call_ok("POST", "/customer/tag", key, id, rest);
 }
 
-/* tmpl with every "@ID@" replaced by id, into out (truncated to size). */
-static void
-fill(char *out, size_t size, const char *tmpl, const char *id)
-{
-    size_t o = 0;
-    for (const char *p = tmpl; *p && o + 1 < size;) {
-        if (strncmp(p, "@ID@", 4) == 0) {
-            for (const char *q = id; *q && o + 1 < size; q++)
-                out[o++] = *q;
-            p += 4;
-        } else {
-            out[o++] = *p++;
-        }
-    }
-    out[o] = '\0';
-}
-
 static struct itest_resp *
 events(const char *key, const char *query)
 {
@@ -91,13 +62,6 @@ events_ok(struct itest_resp *r)
     json_t *e = json_object_get(d, "events");
     itest_expect(r, json_is_array(e), "data.events must be an array");
     return e;
-}
-
-static long
-int_of(const json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long)json_integer_value(v) : -1;
 }
 
 static bool
@@ -137,7 +101,7 @@ expect_full_row(const struct itest_resp *r, const json_t *ev)
                  "customer_id must be a UUID or null");
     itest_expect(r, itest_is_uuid(itest_jstr(ev, "consumer_id")),
                  "consumer_id must be a UUID");
-    itest_expect(r, int_of(ev, "sequence") >= 1,
+    itest_expect(r, itest_jint(ev, "sequence") >= 1,
                  "sequence must be a positive integer");
     itest_expect(r, json_is_object(json_object_get(ev, "payload")),
                  "payload must be a JSON object, not text");
@@ -158,8 +122,8 @@ expect_full_row(const struct itest_resp *r, const json_t *ev)
         itest_expect(r, null_or_ts(json_object_get(ev, ts_cols[i])),
                      "%s must be a timestamp or null", ts_cols[i]);
     itest_expect(r,
-                 int_of(ev, "publish_try_count") >= 0 &&
-                     int_of(ev, "deliver_try_count") >= 0,
+                 itest_jint(ev, "publish_try_count") >= 0 &&
+                     itest_jint(ev, "deliver_try_count") >= 0,
                  "try counts must be integers");
 
     /* Equal to the stored row, column by column. */
@@ -219,7 +183,7 @@ expect_full_row(const struct itest_resp *r, const json_t *ev)
     json_t *p = json_object_get(ev, "payload");
     itest_assert_jstr(r, p, "event_id", id);
     itest_assert_jstr(r, p, "event_type", itest_jstr(ev, "event_type"));
-    itest_expect(r, int_of(p, "sequence") == int_of(ev, "sequence"),
+    itest_expect(r, itest_jint(p, "sequence") == itest_jint(ev, "sequence"),
                  "payload.sequence must be the row's sequence");
 }
 
@@ -238,7 +202,7 @@ stored_ids_of_consumer(const char *consumer_id)
 static void
 make_history(char id[37])
 {
-    make_customer(g_a.key, id);
+    itest_make_customer(g_a.key, "events", id);
     add_tags(g_a.key, id,
              "\"tag_keys\":[\"plan\",\"region\"],"
              "\"tag_values\":[\"basic\",\"eu\"]");
@@ -275,7 +239,7 @@ tag_events_in_order_with_increasing_sequence(void **state)
         itest_assert_jstr(r, ev, "customer_id", id);
         itest_assert_jstr(r, ev, "consumer_id", g_a.id);
         itest_assert_jstr(r, ev, "event_type", HISTORY_TYPES[i]);
-        itest_expect(r, int_of(ev, "sequence") == (long)i + 1,
+        itest_expect(r, itest_jint(ev, "sequence") == (long)i + 1,
                      "event %zu must have sequence %zu", i, i + 1);
         if (i > 0)
             itest_expect(
@@ -311,7 +275,7 @@ tag_events_in_order_with_increasing_sequence(void **state)
         expect_full_row(r, ev);
         itest_assert_jstr(r, ev, "event_type", "customer_tag_change");
         itest_assert_jstr(r, ev, "source_service", sources[i]);
-        long seq = int_of(ev, "sequence");
+        long seq = itest_jint(ev, "sequence");
         itest_expect(r, seq > prev, "sequence must increase (%ld after %ld)",
                      seq, prev);
         itest_expect(r, seq == (long)i + 2, "tag event %zu: sequence %zu", i,
@@ -334,8 +298,8 @@ consumers_see_only_their_own_admin_sees_all(void **state)
 {
     (void)state;
     char a_cust[37], b_cust[37], q[160];
-    make_customer(g_a.key, a_cust);
-    make_customer(g_b.key, b_cust);
+    itest_make_customer(g_a.key, "events", a_cust);
+    itest_make_customer(g_b.key, "events", b_cust);
     add_tags(g_b.key, b_cust, "\"tag_keys\":[\"b\"],\"tag_values\":[\"1\"]");
 
     /* Each consumer, unfiltered: exactly its own events, in order. */
@@ -424,7 +388,7 @@ filter_event_types_forms(void **state)
     };
     for (size_t f = 0; f < 4; f++) {
         char path[300];
-        fill(path, sizeof(path), forms[f], id);
+        itest_fill_id(path, sizeof(path), forms[f], id);
         struct itest_resp *r = events(g_a.key, path);
         json_t *list = events_ok(r);
         itest_expect(r, json_array_size(list) == 2, "form %zu: 2 events", f);
@@ -621,8 +585,8 @@ limit_and_order(void **state)
     json_t *list = events_ok(r);
     itest_expect(r, json_array_size(list) == 2, "limit=2");
     itest_expect(r,
-                 int_of(json_array_get(list, 0), "sequence") == 1 &&
-                     int_of(json_array_get(list, 1), "sequence") == 2,
+                 itest_jint(json_array_get(list, 0), "sequence") == 1 &&
+                     itest_jint(json_array_get(list, 1), "sequence") == 2,
                  "oldest first by default");
     itest_resp_free(r);
 
@@ -631,7 +595,7 @@ limit_and_order(void **state)
     list = events_ok(r);
     itest_expect(r,
                  json_array_size(list) == 3 &&
-                     int_of(json_array_get(list, 2), "sequence") == 3,
+                     itest_jint(json_array_get(list, 2), "sequence") == 3,
                  "order=asc is the default order");
     itest_resp_free(r);
 
@@ -641,7 +605,7 @@ limit_and_order(void **state)
     itest_expect(r, json_array_size(list) == 6, "6 events newest first");
     for (size_t i = 0; i < json_array_size(list); i++)
         itest_expect(
-            r, int_of(json_array_get(list, i), "sequence") == (long)(6 - i),
+            r, itest_jint(json_array_get(list, i), "sequence") == (long)(6 - i),
             "order=desc: event %zu must have sequence %zu", i, 6 - i);
     itest_resp_free(r);
 
@@ -650,8 +614,8 @@ limit_and_order(void **state)
     list = events_ok(r);
     itest_expect(r,
                  json_array_size(list) == 2 &&
-                     int_of(json_array_get(list, 0), "sequence") == 6 &&
-                     int_of(json_array_get(list, 1), "sequence") == 5,
+                     itest_jint(json_array_get(list, 0), "sequence") == 6 &&
+                     itest_jint(json_array_get(list, 1), "sequence") == 5,
                  "order=desc&limit=2: the newest two");
     itest_resp_free(r);
 
@@ -714,7 +678,7 @@ default_limit_is_100(void **state)
 {
     (void)state;
     char id[37], q[160];
-    make_customer(g_a.key, id);
+    itest_make_customer(g_a.key, "events", id);
     add_tags(g_a.key, id, "\"tag_keys\":[\"n\"],\"tag_values\":[\"0\"]");
     for (int i = 1; i <= 100; i++) {
         char rest[96];
@@ -729,9 +693,9 @@ default_limit_is_100(void **state)
     itest_expect(r, json_array_size(list) == 100,
                  "without limit: 100 events, got %zu", json_array_size(list));
     for (size_t i = 0; i < json_array_size(list); i++)
-        itest_expect(r,
-                     int_of(json_array_get(list, i), "sequence") == (long)i + 1,
-                     "event %zu out of sequence order", i);
+        itest_expect(
+            r, itest_jint(json_array_get(list, i), "sequence") == (long)i + 1,
+            "event %zu out of sequence order", i);
     itest_resp_free(r);
 
     snprintf(q, sizeof(q), "?customer_id=%s&limit=1000", id);
@@ -739,7 +703,7 @@ default_limit_is_100(void **state)
     list = events_ok(r);
     itest_expect(r, json_array_size(list) == 102, "limit=1000: all 102");
     json_t *last = json_array_get(list, 101);
-    itest_expect(r, int_of(last, "sequence") == 102, "last sequence 102");
+    itest_expect(r, itest_jint(last, "sequence") == 102, "last sequence 102");
     itest_assert_jstr(
         r,
         json_object_get(
@@ -753,7 +717,7 @@ unknown_parameters_and_bad_customer_id_422(void **state)
 {
     (void)state;
     char id[37], q[160];
-    make_customer(g_a.key, id);
+    itest_make_customer(g_a.key, "events", id);
 
     struct itest_resp *r = events(g_a.key, "?foo=1");
     itest_assert_error(r, 422, "Unknown field \"foo\"");
@@ -816,7 +780,8 @@ deleted_customer_events_stay_listable(void **state)
     itest_expect(r, json_array_size(list) == 7, "7 events after deletion");
     json_t *last = json_array_get(list, 6);
     itest_assert_jstr(r, last, "event_type", "customer_deletion");
-    itest_expect(r, int_of(last, "sequence") == 7, "deletion is sequence 7");
+    itest_expect(r, itest_jint(last, "sequence") == 7,
+                 "deletion is sequence 7");
     for (size_t i = 0; i < json_array_size(list); i++)
         expect_full_row(r, json_array_get(list, i));
     itest_resp_free(r);

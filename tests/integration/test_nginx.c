@@ -52,13 +52,6 @@ resume_teardown(void **state)
     return 0;
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* SIGSTOPs every FastCGI worker and waits until each is stopped. */
 static void
 stop_workers(void)
@@ -84,7 +77,7 @@ stop_workers(void)
                itest_proc_state(g_stopped[i]) != 't') {
             if (itest_now() > deadline)
                 itest_failf("worker %ld did not stop", (long)g_stopped[i]);
-            sleep_ms(5);
+            itest_sleep_ms(5);
         }
     }
 }

@@ -29,36 +29,6 @@ static bool g_app_stopped;
 
 /* ------------------------------------------------------------- helpers */
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *
-slurp(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap + 1);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (len_out != NULL)
-        *len_out = len;
-    return buf;
-}
-
 static struct itest_resp *
 admin(const char *method, const char *path, const char *body)
 {
@@ -82,15 +52,6 @@ api_consumer_with_key(struct api_consumer *c)
     d = itest_assert_envelope(r, 201);
     snprintf(c->key, sizeof(c->key), "%s", itest_jstr(d, "api_key"));
     itest_resp_free(r);
-}
-
-static void
-key_hash(const char *key, char out[65])
-{
-    char *h = itest_sql_value(
-        "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')", key);
-    snprintf(out, 65, "%s", h ? h : "");
-    free(h);
 }
 
 /* Request ids of this binary's requests, to prove the logs saw them. */
@@ -162,7 +123,7 @@ search_dir(struct search *s, const char *dir, bool in_tests)
         if (!S_ISREG(st.st_mode))
             continue;
         size_t len = 0;
-        char *text = slurp(path, &len);
+        char *text = itest_slurp(path, &len);
         if (text == NULL)
             continue;
         s->files++;
@@ -282,7 +243,7 @@ keys_and_hashes_are_in_no_log_file(void **state)
             break;
         if (itest_now() > deadline)
             itest_failf("the deactivated key still answers %ld after 5 s", st);
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     send_expect("GET", q, c.key, NULL, 401);
     send_expect("GET", q, itest_admin_key(), NULL, 200);
@@ -294,17 +255,17 @@ keys_and_hashes_are_in_no_log_file(void **state)
     const char *last_rid = g_rids[g_nrids - 1];
     deadline = itest_now() + 3.0;
     for (;;) {
-        char *a = slurp(app_log, NULL);
-        char *n = slurp(access_log, NULL);
+        char *a = itest_slurp(app_log, NULL);
+        char *n = itest_slurp(access_log, NULL);
         bool seen = a && n && strstr(a, last_rid) && strstr(n, last_rid);
         free(a);
         free(n);
         if (seen || itest_now() > deadline)
             break;
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     /* The logs did record these requests (so the search is not vacuous). */
-    char *n = slurp(access_log, NULL);
+    char *n = itest_slurp(access_log, NULL);
     itest_expect(NULL, n != NULL, "no nginx access log at %s", access_log);
     int logged = 0;
     for (int i = 0; i < g_nrids; i++)
@@ -318,9 +279,9 @@ keys_and_hashes_are_in_no_log_file(void **state)
     free(n);
 
     char h_key[65], h_unknown[65], h_admin[65];
-    key_hash(c.key, h_key);
-    key_hash(unknown, h_unknown);
-    key_hash(itest_admin_key(), h_admin);
+    itest_key_hash(c.key, h_key);
+    itest_key_hash(unknown, h_unknown);
+    itest_key_hash(itest_admin_key(), h_admin);
     const struct secret secrets[] = {
         {c.key, "the consumer's key", false},
         {c.key + 3, "the consumer's key (without fk_)", false},

@@ -23,10 +23,7 @@ static struct itest_consumer g_c;
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_c, "ACTIVE", "active", "1 day");
-    return 0;
+    return itest_group_setup_consumers(state, &g_c, NULL);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -460,14 +457,12 @@ remove_poison(void **state)
     (void)state;
     if (!g_poison_installed)
         return 0;
-    PGresult *r = itest_sql_try(
-        "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events", NULL,
-        0);
-    PQclear(r);
-    r = itest_sql_try("DROP FUNCTION IF EXISTS itest_poison_event()", NULL, 0);
-    PQclear(r);
-    r = itest_sql_try("DROP TABLE IF EXISTS itest_poison", NULL, 0);
-    PQclear(r);
+    static const char *const ddl[] = {
+        "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events",
+        "DROP FUNCTION IF EXISTS itest_poison_event()",
+        "DROP TABLE IF EXISTS itest_poison",
+    };
+    itest_sql_try_each(ddl, sizeof(ddl) / sizeof(ddl[0]));
     g_poison_installed = false;
     return 0;
 }
@@ -494,32 +489,7 @@ install_poison(void)
         "FOR EACH ROW EXECUTE FUNCTION itest_poison_event()",
     };
     g_poison_installed = true;
-    for (size_t i = 0; i < sizeof(ddl) / sizeof(ddl[0]); i++) {
-        PGresult *r = itest_sql_try(ddl[i], NULL, 0);
-        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-            if (st != NULL && strcmp(st, "42501") == 0) {
-                print_message("      skipped: the test role may not create "
-                              "triggers (%s)\n",
-                              PQresultErrorMessage(r));
-                PQclear(r);
-                skip();
-            }
-            itest_failf("installing the test trigger failed: %s",
-                        r ? PQresultErrorMessage(r) : "no connection");
-        }
-        PQclear(r);
-    }
-}
-
-static void
-expect_internal_error(struct itest_resp *r)
-{
-    itest_assert_error(r, 500, NULL);
-    itest_expect(r,
-                 strstr(itest_desc(r), "poison") == NULL &&
-                     strstr(itest_desc(r), "trigger") == NULL,
-                 "the database's message must not reach the client");
+    itest_sql_ddl(ddl, sizeof(ddl) / sizeof(ddl[0]));
 }
 
 static void
@@ -534,7 +504,7 @@ failed_event_insert_rolls_back_the_change(void **state)
     long customers = count_customers_of_consumer(g_c.id);
     long events = count_events_of_consumer(g_c.id);
     struct itest_resp *r = create(name, NULL, NULL);
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     itest_resp_free(r);
     itest_expect(
         NULL,
@@ -555,7 +525,7 @@ failed_event_insert_rolls_back_the_change(void **state)
     PQclear(itest_sql("INSERT INTO itest_poison VALUES ($1)", id));
 
     r = change_status(g_c.key, id, "INACTIVE");
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     itest_resp_free(r);
     PGresult *q = itest_sql("SELECT status, fintegrate_ts(updated_at) FROM "
                             "customers WHERE customer_id = $1",
@@ -568,7 +538,7 @@ failed_event_insert_rolls_back_the_change(void **state)
     PQclear(q);
 
     r = delete_customer(g_c.key, id);
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     itest_resp_free(r);
     itest_expect(NULL,
                  itest_sql_long("SELECT count(*) FROM customers WHERE "

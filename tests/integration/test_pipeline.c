@@ -36,22 +36,6 @@ setup(void **state)
 
 /* ------------------------------------------------------------- helpers */
 
-static long
-count_named(const char *prefix)
-{
-    return itest_sql_long("SELECT count(*) FROM customers "
-                          "WHERE left(name, length($1)) = $1",
-                          prefix);
-}
-
-static void
-make_customer(char id[37])
-{
-    char name[96];
-    itest_unique(name, sizeof(name), "pipe");
-    itest_create_customer(g_ok.key, name, id);
-}
-
 static bool
 customer_exists(const char *id)
 {
@@ -211,7 +195,7 @@ expect_refused_everywhere(const char *key, long status, const char *exact)
     snprintf(create, sizeof(create), "{\"name\":\"%s\"}", marker);
     r = itest_request("POST", "/customer/data", key, create, NULL);
     itest_assert_error(r, status, exact);
-    itest_expect(r, count_named(marker) == 0,
+    itest_expect(r, itest_count_named(marker) == 0,
                  "a refused request created a customer");
     itest_resp_free(r);
 }
@@ -267,7 +251,7 @@ working_key_is_accepted(void **state)
     (void)state;
     /* The control for the refusals above: the same setup path works. */
     char id[37];
-    make_customer(id);
+    itest_make_customer(g_ok.key, "pipe", id);
     struct itest_resp *r = itest_requestf("GET", g_ok.key, NULL,
                                           "/customer/data?customer_id=%s", id);
     itest_assert_envelope(r, 200);
@@ -316,7 +300,7 @@ expect_400(const char *method, const char *path, const char *body, size_t len,
         itest_request_n(method, path, g_ok.key, body, len, NULL);
     itest_assert_error(r, 400, NULL);
     if (marker != NULL)
-        itest_expect(r, count_named(marker) == 0,
+        itest_expect(r, itest_count_named(marker) == 0,
                      "a 400 request created a customer");
     itest_resp_free(r);
 }
@@ -383,7 +367,7 @@ duplicate_keys_are_400(void **state)
     expect_400("POST", "/customer/data", body, strlen(body), m);
 
     char id[37];
-    make_customer(id);
+    itest_make_customer(g_ok.key, "pipe", id);
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"INACTIVE\","
              "\"status\":\"ACTIVE\"}",
@@ -568,8 +552,8 @@ get_query_string_wins_over_body(void **state)
 {
     (void)state;
     char a[37], b[37], path[128], body[128];
-    make_customer(a);
-    make_customer(b);
+    itest_make_customer(g_ok.key, "pipe", a);
+    itest_make_customer(g_ok.key, "pipe", b);
     snprintf(path, sizeof(path), "/customer/data?customer_id=%s", a);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", b);
     struct itest_resp *r = itest_request("GET", path, g_ok.key, body, NULL);
@@ -588,7 +572,7 @@ get_body_is_read_when_query_empty(void **state)
 {
     (void)state;
     char a[37], body[128];
-    make_customer(a);
+    itest_make_customer(g_ok.key, "pipe", a);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", a);
     /* Even sent as text/plain. */
     struct itest_resp *r = itest_request("GET", "/customer/data", g_ok.key,
@@ -610,7 +594,7 @@ delete_with_empty_body_reads_query(void **state)
 {
     (void)state;
     char a[37], path[128];
-    make_customer(a);
+    itest_make_customer(g_ok.key, "pipe", a);
     snprintf(path, sizeof(path), "/customer/data?customer_id=%s", a);
     struct itest_resp *r =
         itest_request_n("DELETE", path, g_ok.key, "", 0, NULL);
@@ -625,7 +609,7 @@ unknown_query_parameter_is_422(void **state)
 {
     (void)state;
     char a[37];
-    make_customer(a);
+    itest_make_customer(g_ok.key, "pipe", a);
     struct itest_resp *r = itest_requestf(
         "GET", g_ok.key, NULL, "/customer/data?customer_id=%s&foo=1", a);
     itest_assert_error_contains(r, 422, "\"foo\"");
@@ -646,8 +630,8 @@ repeated_scalar_parameter_is_422(void **state)
 {
     (void)state;
     char a[37], b[37];
-    make_customer(a);
-    make_customer(b);
+    itest_make_customer(g_ok.key, "pipe", a);
+    itest_make_customer(g_ok.key, "pipe", b);
     struct itest_resp *r =
         itest_requestf("GET", g_ok.key, NULL,
                        "/customer/data?customer_id=%s&customer_id=%s", a, a);
@@ -723,7 +707,7 @@ request_id_kept_when_valid_replaced_otherwise(void **state)
     over[129] = '\0';
 
     char id[37], get[128], body[160];
-    make_customer(id);
+    itest_make_customer(g_ok.key, "pipe", id);
     snprintf(get, sizeof(get), "/customer/data?customer_id=%s", id);
     char nf[37], nfpath[128];
     itest_random_uuid(nf);
@@ -772,13 +756,6 @@ request_id_from_worker_401(void **state)
 }
 
 /* ---------------------------------------------- state changes take effect */
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static long
 status_of(const char *key, const char *path)
@@ -837,7 +814,7 @@ key_and_consumer_changes_take_effect_within_5s(void **state)
         itest_expect(NULL, st == 404 || st == 401, "k_exp in window: %ld", st);
         st = status_of(c_on.key, path);
         itest_expect(NULL, st == 403 || st == 404, "c_on in window: %ld", st);
-        sleep_ms(100);
+        itest_sleep_ms(100);
     }
     for (int i = 0; i < 12; i++) {
         struct itest_resp *r =
@@ -857,28 +834,6 @@ key_and_consumer_changes_take_effect_within_5s(void **state)
 }
 
 /* ----------------------------------------------------------------- logs */
-
-/* The whole text of a file (owned), or NULL. */
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap);
-    size_t n;
-    while ((n = fread(b + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 4096) {
-            cap *= 2;
-            b = realloc(b, cap);
-        }
-    }
-    fclose(f);
-    b[len] = '\0';
-    return b;
-}
 
 /* Lines of text containing needle: how many, and the last one (owned). */
 static int
@@ -910,7 +865,7 @@ one_log_line_per_request_and_never_a_key(void **state)
     const char *run = itest_env("FINTEGRATE_RUN_DIR");
     char app_log[4096];
     snprintf(app_log, sizeof(app_log), "%s/logs/app.log", run ? run : "");
-    char *probe = run ? slurp(app_log) : NULL;
+    char *probe = run ? itest_slurp(app_log, NULL) : NULL;
     if (probe == NULL) {
         print_message("      skipped: no app log at %s\n", app_log);
         skip();
@@ -949,13 +904,13 @@ one_log_line_per_request_and_never_a_key(void **state)
     double deadline = itest_now() + 2.0;
     for (;;) {
         free(text);
-        text = slurp(app_log);
+        text = itest_slurp(app_log, NULL);
         if (text && strstr(text, rid[0]) && strstr(text, rid[1]) &&
             strstr(text, rid[2]))
             break;
         if (itest_now() > deadline)
             break;
-        sleep_ms(20);
+        itest_sleep_ms(20);
     }
     static const char *const want[3][3] = {
         {"POST", "/customer/data", "201"},
@@ -984,7 +939,7 @@ one_log_line_per_request_and_never_a_key(void **state)
     for (size_t i = 0; i < 3; i++) {
         char p[4096];
         snprintf(p, sizeof(p), "%s/logs/%s", run, logs[i]);
-        char *t = slurp(p);
+        char *t = itest_slurp(p, NULL);
         if (t == NULL)
             continue;
         for (size_t k = 0; k < 3; k++)

@@ -38,34 +38,6 @@ static const char *const VARS[4] = {
 
 /* ------------------------------------------------------------- helpers */
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap + 1);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 /* The number after needle in text, or -1. */
 static long
 number_after(const char *text, const char *needle)
@@ -90,7 +62,7 @@ read_current_limits(void)
     char path[4096];
     snprintf(path, sizeof(path), "%s/nginx/conf.d/fintegrate.conf",
              run ? run : "");
-    char *conf = run ? slurp(path) : NULL;
+    char *conf = run ? itest_slurp(path, NULL) : NULL;
     long v[4] = {-1, -1, -1, -1};
     if (conf != NULL) {
         const char *k = strstr(conf, "zone=fintegrate_per_key:");
@@ -156,10 +128,8 @@ restore_nginx(void)
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
+    if (itest_group_setup_consumers(state, &g_a, &g_b) != 0)
         return -1;
-    itest_consumer_create(&g_a, "ACTIVE", "active", "1 day");
-    itest_consumer_create(&g_b, "ACTIVE", "active", "1 day");
     atexit(restore_nginx); /* also when a failure ends the binary early */
     return 0;
 }
@@ -211,7 +181,7 @@ expect_not_in_logs(const char *secret, const char *label)
     for (size_t i = 0; run != NULL && i < 3; i++) {
         char p[4096];
         snprintf(p, sizeof(p), "%s/logs/%s", run, logs[i]);
-        char *t = slurp(p);
+        char *t = itest_slurp(p, NULL);
         if (t == NULL)
             continue;
         itest_expect(NULL, strstr(t, secret) == NULL, "%s holds %s (%.11s...)",
@@ -283,7 +253,7 @@ per_key_limit_429_while_another_key_is_unaffected(void **state)
     expect_not_in_logs(g_a.key + 3, "the limited key");
 
     /* After a pause the key is served again (the rate refills). */
-    sleep_ms(1000 / RATE_KEY + 100);
+    itest_sleep_ms(1000 / RATE_KEY + 100);
     struct itest_resp *r =
         itest_request("GET", MISSING_CUSTOMER, g_a.key, NULL, NULL);
     itest_assert_error(r, 404, NULL);

@@ -88,13 +88,6 @@ restart_app_teardown(void **state)
     return 0;
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static bool
 contains_pid(const pid_t *set, int n, pid_t pid)
 {
@@ -153,7 +146,7 @@ traffic_main(void *arg)
     while (!atomic_load(&g_traffic_stop) && t->n < TRAFFIC_MAX) {
         double now = itest_now();
         if (now < next)
-            sleep_ms((long)((next - now) * 1000) + 1);
+            itest_sleep_ms((long)((next - now) * 1000) + 1);
         next += t->interval;
         char name[128], body[160];
         load_name(name, sizeof(name), t->index, k);
@@ -298,7 +291,7 @@ killed_worker_is_replaced_and_no_request_fails_after(void **state)
                                      g_load_ids);
 
     traffic_start();
-    sleep_ms(300); /* let the load reach every worker */
+    itest_sleep_ms(300); /* let the load reach every worker */
     pid_t victim = before[0];
     kill(victim, SIGKILL);
 
@@ -312,7 +305,7 @@ killed_worker_is_replaced_and_no_request_fails_after(void **state)
             replaced_at = itest_now();
             break;
         }
-        sleep_ms(10);
+        itest_sleep_ms(10);
     }
     if (replaced_at == 0) {
         traffic_stop();
@@ -324,7 +317,7 @@ killed_worker_is_replaced_and_no_request_fails_after(void **state)
                                                    : "victim gone",
                     n);
     }
-    sleep_ms(700); /* traffic after the replacement: what is asserted */
+    itest_sleep_ms(700); /* traffic after the replacement: what is asserted */
     traffic_stop();
 
     struct tally t = traffic_tally(replaced_at);
@@ -372,7 +365,7 @@ sighup_rolls_every_worker_without_failing_a_request(void **state)
         itest_failf("master %ld has no workers", (long)master);
 
     traffic_start();
-    sleep_ms(200);
+    itest_sleep_ms(200);
     double hup_at = itest_now();
     kill(master, SIGHUP);
 
@@ -388,9 +381,9 @@ sighup_rolls_every_worker_without_failing_a_request(void **state)
             rolled_at = itest_now();
             break;
         }
-        sleep_ms(10);
+        itest_sleep_ms(10);
     }
-    sleep_ms(300);
+    itest_sleep_ms(300);
     traffic_stop();
     struct tally t = traffic_tally(hup_at);
     fprintf(stderr,
@@ -424,10 +417,10 @@ sigterm_finishes_in_flight_requests(void **state)
     (void)state;
     master_or_fail();
     traffic_start();
-    sleep_ms(200);
+    itest_sleep_ms(200);
     g_app_stopped = true;
     int rc = itest_stack("app-stop");
-    sleep_ms(100); /* some traffic against the stopped pool */
+    itest_sleep_ms(100); /* some traffic against the stopped pool */
     traffic_stop();
     if (rc != 0) {
         traffic_free();
@@ -549,7 +542,7 @@ postgres_restart_503_then_recovery_within_5s(void **state)
             recovered = true;
             break;
         }
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     if (!recovered)
         itest_failf("5 s after PostgreSQL came back requests still fail "
@@ -565,7 +558,7 @@ postgres_restart_503_then_recovery_within_5s(void **state)
         r = itest_requestf("GET", g_c.key, NULL,
                            "/customer/data?customer_id=%s", id);
         itest_resp_free(r);
-        sleep_ms(50);
+        itest_sleep_ms(50);
     }
     all_requests_succeed(40);
     r = itest_requestf("GET", g_c.key, NULL, "/customer/data?customer_id=%s",

@@ -26,33 +26,10 @@ static struct itest_consumer g_c, g_o;
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_c, "ACTIVE", "active", "1 day");
-    itest_consumer_create(&g_o, "ACTIVE", "active", "1 day");
-    return 0;
+    return itest_group_setup_consumers(state, &g_c, &g_o);
 }
 
 /* ------------------------------------------------------------- helpers */
-
-static void
-make_customer(const char *key, char id[37])
-{
-    char name[96];
-    itest_unique(name, sizeof(name), "tags");
-    itest_create_customer(key, name, id);
-}
-
-static char *
-repeat(const char *unit, int times)
-{
-    size_t n = strlen(unit);
-    char *s = malloc(n * (size_t)times + 1);
-    for (int i = 0; i < times; i++)
-        memcpy(s + n * (size_t)i, unit, n);
-    s[n * (size_t)times] = '\0';
-    return s;
-}
 
 static json_t *
 str_array(const char *const *items, size_t n)
@@ -222,13 +199,6 @@ expect_db_tags_at(const char *file, int line, const struct itest_resp *r,
     json_decref(want);
 }
 
-static long
-count_events(const char *id)
-{
-    return itest_sql_long(
-        "SELECT count(*) FROM customer_events WHERE customer_id = $1", id);
-}
-
 /*
  * What a request may change, taken before it: the customer's events, its
  * updated_at, its tags (as stored) and the database clock.
@@ -250,23 +220,6 @@ db_clock(void)
         __FILE__, __LINE__, "SELECT fintegrate_ts(clock_timestamp())", NULL, 0);
 }
 
-/* tmpl with every "@ID@" replaced by id, into out (truncated to size). */
-static void
-fill(char *out, size_t size, const char *tmpl, const char *id)
-{
-    size_t o = 0;
-    for (const char *p = tmpl; *p && o + 1 < size;) {
-        if (strncmp(p, "@ID@", 4) == 0) {
-            for (const char *q = id; *q && o + 1 < size; q++)
-                out[o++] = *q;
-            p += 4;
-        } else {
-            out[o++] = *p++;
-        }
-    }
-    out[o] = '\0';
-}
-
 static char *
 tag_rows_text(const char *id)
 {
@@ -280,7 +233,7 @@ tag_rows_text(const char *id)
 static void
 mark_take(const char *id, struct mark *m)
 {
-    m->events = count_events(id);
+    m->events = itest_count_events(id);
     m->max_seq = itest_sql_long("SELECT COALESCE(max(sequence), 0) FROM "
                                 "customer_events WHERE customer_id = $1",
                                 id);
@@ -311,7 +264,7 @@ static void
 expect_unchanged_at(const char *file, int line, const struct itest_resp *r,
                     const char *id, const struct mark *m)
 {
-    long events = count_events(id);
+    long events = itest_count_events(id);
     itest_expect_at(file, line, r, events == m->events,
                     "a refused request wrote %ld event(s)", events - m->events);
     char *updated = itest_sql_value("SELECT fintegrate_ts(updated_at) FROM "
@@ -383,7 +336,7 @@ expect_tag_event_at(const char *file, int line, const struct itest_resp *r,
     itest_expect_at(file, line, r, PQntuples(q) == 1,
                     "a tag change must write exactly one event (wrote %d)",
                     PQntuples(q));
-    itest_expect_at(file, line, r, count_events(id) == m->events + 1,
+    itest_expect_at(file, line, r, itest_count_events(id) == m->events + 1,
                     "exactly one event more than before");
     itest_expect_at(
         file, line, r, strcmp(PQgetvalue(q, 0, 1), "customer_tag_change") == 0,
@@ -442,28 +395,6 @@ expect_tag_event_at(const char *file, int line, const struct itest_resp *r,
     return data;
 }
 
-/* The description with every occurrence of id replaced by "<id>"; owned. */
-static char *
-desc_without(const struct itest_resp *r, const char *id)
-{
-    const char *d = itest_desc(r);
-    size_t cap = strlen(d) + 1;
-    char *out = malloc(cap);
-    char *o = out;
-    size_t idl = strlen(id);
-    while (*d) {
-        if (strncmp(d, id, idl) == 0) {
-            memcpy(o, "<id>", 4);
-            o += 4;
-            d += idl;
-        } else {
-            *o++ = *d++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* The same refusal, sentence for sentence, for `theirs` and a random id:
  * another consumer's customer is indistinguishable from a missing one. */
 static void
@@ -472,8 +403,8 @@ expect_404_like_missing(struct itest_resp *theirs, const char *their_id,
 {
     itest_assert_error(theirs, 404, NULL);
     itest_assert_error(missing, 404, NULL);
-    char *a = desc_without(theirs, their_id);
-    char *b = desc_without(missing, missing_id);
+    char *a = itest_desc_without(theirs, their_id, NULL);
+    char *b = itest_desc_without(missing, missing_id, NULL);
     itest_expect(theirs, strcmp(a, b) == 0,
                  "another consumer's customer must be worded like a missing "
                  "one: \"%s\" vs \"%s\"",
@@ -502,7 +433,7 @@ add_answers_201_with_empty_data(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     struct itest_resp *r = add_tags(g_c.key, id, (const char *const[]){"one"},
                                     (const char *const[]){"1"}, 1);
     json_t *d = itest_assert_envelope(r, 201);
@@ -521,7 +452,7 @@ add_writes_rows_timestamps_and_one_event(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_one(id, "existing", "old");
 
     static const char *const keys[] = {"a.b", "x-y", "_under",
@@ -580,7 +511,7 @@ add_conflict_writes_nothing(void **state)
 {
     (void)state;
     char id[37], want_desc[160];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_one(id, "taken", "first");
     struct mark m;
     mark_take(id, &m);
@@ -621,7 +552,7 @@ add_validation_errors(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_one(id, "keep", "me");
     struct mark m;
     mark_take(id, &m);
@@ -690,7 +621,7 @@ add_validation_errors(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char body[512];
-        fill(body, sizeof(body), cases[i].body_tmpl, id);
+        itest_fill_id(body, sizeof(body), cases[i].body_tmpl, id);
         struct itest_resp *r =
             itest_request("POST", "/customer/tag", g_c.key, body, NULL);
         if (cases[i].exact != NULL)
@@ -745,10 +676,10 @@ add_key_pattern_and_length(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
 
     /* 64 characters of the whole alphabet: accepted. */
-    char *k64 = repeat("aZ0_.-Ab", 8);
+    char *k64 = itest_repeat("aZ0_.-Ab", 8);
     add_one(id, k64, "sixty-four");
     struct itest_resp *r = get_value(g_c.key, id, k64);
     itest_assert_jstr(r, itest_assert_envelope(r, 200), "tag_value",
@@ -757,7 +688,7 @@ add_key_pattern_and_length(void **state)
 
     struct mark m;
     mark_take(id, &m);
-    char *k65 = repeat("k", 65);
+    char *k65 = itest_repeat("k", 65);
     static const char *const bad[] = {
         NULL, /* k65 */
         "",
@@ -807,11 +738,11 @@ add_value_length(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
-    char *v1024 = repeat("v", 1024);
-    char *v1025 = repeat("v", 1025);
-    char *e1024 = repeat("\xf0\x9f\x98\x80", 1024); /* 😀: 4 bytes each */
-    char *e1025 = repeat("\xc3\xa9", 1025);         /* é: 2 bytes each */
+    itest_make_customer(g_c.key, "tags", id);
+    char *v1024 = itest_repeat("v", 1024);
+    char *v1025 = itest_repeat("v", 1025);
+    char *e1024 = itest_repeat("\xf0\x9f\x98\x80", 1024); /* 😀: 4 bytes each */
+    char *e1025 = itest_repeat("\xc3\xa9", 1025);         /* é: 2 bytes each */
 
     add_ok(id, (const char *const[]){"ascii", "emoji", "empty"},
            (const char *const[]){v1024, e1024, ""}, 3);
@@ -886,7 +817,7 @@ add_more_than_100_tags_422(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     char **k, **v;
 
     numbered(0, 60, &k, &v);
@@ -941,7 +872,7 @@ add_more_than_100_tags_422(void **state)
 
     /* 101 in a single request on a fresh customer: refused too. */
     char fresh[37];
-    make_customer(g_c.key, fresh);
+    itest_make_customer(g_c.key, "tags", fresh);
     mark_take(fresh, &m);
     numbered(0, 101, &k, &v);
     r = add_tags(g_c.key, fresh, (const char *const *)k, (const char *const *)v,
@@ -959,7 +890,7 @@ add_unknown_and_foreign_customer_404(void **state)
     (void)state;
     char missing[37], theirs[37];
     itest_random_uuid(missing);
-    make_customer(g_c.key, theirs);
+    itest_make_customer(g_c.key, "tags", theirs);
     add_one(theirs, "mine", "owner's");
     struct mark m;
     mark_take(theirs, &m);
@@ -990,7 +921,7 @@ add_unknown_and_foreign_customer_404(void **state)
 
     /* A deleted customer has no tags to add to. */
     char gone[37], body[96];
-    make_customer(g_c.key, gone);
+    itest_make_customer(g_c.key, "tags", gone);
     snprintf(body, sizeof(body), "{\"customer_id\":\"%s\"}", gone);
     struct itest_resp *r =
         itest_request("DELETE", "/customer/data", g_c.key, body, NULL);
@@ -1010,7 +941,7 @@ values_stored_verbatim(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     static const char *const keys[] = {
         "unicode",  "nfd",       "nfc",        "sql.drop",
         "sql-or",   "sql_quote", "percent",    "json",
@@ -1105,7 +1036,7 @@ get_customer_orders_tags_by_byte_value(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     /* Inserted out of order; byte order is - . 0 9 B Z _ a b z. */
     static const char *const keys[] = {"b", "B", "a", "_",  "z",  "Z", "-",
                                        ".", "9", "0", "ba", "aB", "Ab"};
@@ -1184,7 +1115,7 @@ create_customer_with_tags(void **state)
     itest_resp_free(g);
 
     /* One event, a customer_creation carrying the tags. */
-    itest_expect(r, count_events(id) == 1, "exactly one event");
+    itest_expect(r, itest_count_events(id) == 1, "exactly one event");
     char *payload = itest_sql_value(
         "SELECT payload::text FROM customer_events WHERE customer_id = $1", id);
     json_t *p = json_loads(payload ? payload : "", 0, NULL);
@@ -1227,8 +1158,8 @@ create_customer_tags_rejected(void **state)
     (void)state;
     char marker[96];
     itest_unique(marker, sizeof(marker), "badtags");
-    char *v1025 = repeat("x", 1025);
-    char *k65 = repeat("k", 65);
+    char *v1025 = itest_repeat("x", 1025);
+    char *k65 = itest_repeat("k", 65);
 
     json_t *too_many = json_object();
     for (int i = 0; i < 101; i++) {
@@ -1300,8 +1231,8 @@ get_value_forms_and_404s(void **state)
 {
     (void)state;
     char id[37], other[37], missing[37];
-    make_customer(g_c.key, id);
-    make_customer(g_c.key, other);
+    itest_make_customer(g_c.key, "tags", id);
+    itest_make_customer(g_c.key, "tags", other);
     itest_random_uuid(missing);
     add_ok(id, (const char *const[]){"k.1", "k-2"},
            (const char *const[]){"one", "two"}, 2);
@@ -1346,8 +1277,8 @@ get_value_forms_and_404s(void **state)
                  strstr(itest_desc(rcus), "k.1") == NULL ||
                      strstr(itest_desc(rcus), "ustomer") != NULL,
                  "a missing customer must be reported as the customer");
-    char *a = desc_without(rtag, id);
-    char *b = desc_without(rcus, missing);
+    char *a = itest_desc_without(rtag, id, NULL);
+    char *b = itest_desc_without(rcus, missing, NULL);
     itest_expect(rtag, strcmp(a, b) != 0,
                  "a missing tag and a missing customer must be told apart "
                  "(\"%s\" vs \"%s\")",
@@ -1387,7 +1318,7 @@ get_value_forms_and_404s(void **state)
     };
     for (size_t i = 0; i < sizeof(bad_queries) / sizeof(bad_queries[0]); i++) {
         char q[256], p2[300];
-        fill(q, sizeof(q), bad_queries[i], missing);
+        itest_fill_id(q, sizeof(q), bad_queries[i], missing);
         snprintf(p2, sizeof(p2), "/customer/tag-value%s", q);
         r = itest_request("GET", p2, g_c.key, NULL, NULL);
         itest_assert_error(r, 422, NULL);
@@ -1412,7 +1343,7 @@ delete_tag_ok_and_404(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_ok(id, (const char *const[]){"gone.soon", "stays", "by-query"},
            (const char *const[]){"x", "y", "z"}, 3);
 
@@ -1502,7 +1433,7 @@ delete_tag_body_wins_over_query(void **state)
 {
     (void)state;
     char id[37], path[200];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_ok(id, (const char *const[]){"q", "b"}, (const char *const[]){"1", "2"},
            2);
     snprintf(path, sizeof(path), "/customer/tag?customer_id=%s&tag_key=q", id);
@@ -1520,7 +1451,7 @@ rename_key_ok(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_ok(id, (const char *const[]){"old", "other"},
            (const char *const[]){"value \xe2\x9c\x93", "o"}, 2);
     char *created = itest_sql_value(
@@ -1591,7 +1522,7 @@ rename_key_errors(void **state)
 {
     (void)state;
     char id[37], want[200];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_ok(id, (const char *const[]){"a", "b"}, (const char *const[]){"1", "2"},
            2);
     struct mark m;
@@ -1635,7 +1566,7 @@ rename_key_errors(void **state)
     itest_resp_free(rm);
 
     /* 422s. */
-    char *k65 = repeat("n", 65);
+    char *k65 = itest_repeat("n", 65);
     static const char *const bad_new[] = {NULL, "", "a b", "n\xc3\xa9w"};
     for (size_t i = 0; i < 4; i++) {
         r = rename_key(g_c.key, id, "a", bad_new[i] ? bad_new[i] : k65);
@@ -1668,7 +1599,7 @@ set_value_ok_same_value_and_errors(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_ok(id, (const char *const[]){"k", "untouched"},
            (const char *const[]){"before", "u"}, 2);
     char *tag_updated = itest_sql_value(
@@ -1782,7 +1713,7 @@ administrator_changes_tags_event_keeps_owner(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     const char *admin = itest_admin_key();
     struct mark m;
     json_t *p;
@@ -1846,8 +1777,7 @@ remove_poison(void **state)
         "DROP FUNCTION IF EXISTS itest_tags_poison()",
         "DROP TABLE IF EXISTS itest_tags_poison_customers",
     };
-    for (size_t i = 0; i < sizeof(ddl) / sizeof(ddl[0]); i++)
-        PQclear(itest_sql_try(ddl[i], NULL, 0));
+    itest_sql_try_each(ddl, sizeof(ddl) / sizeof(ddl[0]));
     g_poison_installed = false;
     return 0;
 }
@@ -1884,32 +1814,7 @@ install_poison(void)
         "customer_events FOR EACH ROW EXECUTE FUNCTION itest_tags_poison()",
     };
     g_poison_installed = true;
-    for (size_t i = 0; i < sizeof(ddl) / sizeof(ddl[0]); i++) {
-        PGresult *r = itest_sql_try(ddl[i], NULL, 0);
-        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-            if (st != NULL && strcmp(st, "42501") == 0) {
-                print_message("      skipped: the test role may not create "
-                              "triggers (%s)\n",
-                              PQresultErrorMessage(r));
-                PQclear(r);
-                skip();
-            }
-            itest_failf("installing the test trigger failed: %s",
-                        r ? PQresultErrorMessage(r) : "no connection");
-        }
-        PQclear(r);
-    }
-}
-
-static void
-expect_internal_error(struct itest_resp *r)
-{
-    itest_assert_error(r, 500, NULL);
-    itest_expect(r,
-                 strstr(itest_desc(r), "poison") == NULL &&
-                     strstr(itest_desc(r), "trigger") == NULL,
-                 "the database's message must not reach the client");
+    itest_sql_ddl(ddl, sizeof(ddl) / sizeof(ddl[0]));
 }
 
 static void
@@ -1918,7 +1823,7 @@ interrupted_insert_and_refused_event_leave_nothing(void **state)
     (void)state;
     install_poison();
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     add_one(id, "before", "b");
     struct mark m;
     mark_take(id, &m);
@@ -1927,14 +1832,14 @@ interrupted_insert_and_refused_event_leave_nothing(void **state)
     struct itest_resp *r = add_tags(
         g_c.key, id, (const char *const[]){"first", "second", "third"},
         (const char *const[]){"fine", "itest-tags-poison", "fine too"}, 3);
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     expect_db_tags(r, id, json_pack("{s:s}", "before", "b"));
     itest_resp_free(r);
 
     /* A value change refused by the database: the old value stays. */
     r = set_value(g_c.key, id, "before", "itest-tags-poison again");
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     itest_resp_free(r);
 
@@ -1944,19 +1849,19 @@ interrupted_insert_and_refused_event_leave_nothing(void **state)
         itest_sql("INSERT INTO itest_tags_poison_customers VALUES ($1)", id));
     r = add_tags(g_c.key, id, (const char *const[]){"x", "y"},
                  (const char *const[]){"1", "2"}, 2);
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     itest_resp_free(r);
     r = set_value(g_c.key, id, "before", "changed");
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     itest_resp_free(r);
     r = rename_key(g_c.key, id, "before", "renamed");
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     itest_resp_free(r);
     r = delete_tag(g_c.key, id, "before");
-    expect_internal_error(r);
+    itest_assert_internal_error(r);
     expect_unchanged(r, id, &m);
     itest_resp_free(r);
 
@@ -2007,7 +1912,7 @@ concurrent_adds_of_one_key_one_wins(void **state)
     (void)state;
     enum { N = 8 };
     char id[37];
-    make_customer(g_c.key, id);
+    itest_make_customer(g_c.key, "tags", id);
     pthread_t th[N];
     struct race t[N];
     for (int i = 0; i < N; i++) {

@@ -17,19 +17,7 @@ static struct itest_consumer g_a, g_b;
 static int
 setup(void **state)
 {
-    if (itest_group_setup(state) != 0)
-        return -1;
-    itest_consumer_create(&g_a, "ACTIVE", "active", "1 day");
-    itest_consumer_create(&g_b, "ACTIVE", "active", "1 day");
-    return 0;
-}
-
-static void
-make_customer(const char *key, char id[37])
-{
-    char name[96];
-    itest_unique(name, sizeof(name), "tenant");
-    itest_create_customer(key, name, id);
+    return itest_group_setup_consumers(state, &g_a, &g_b);
 }
 
 static char *
@@ -40,36 +28,6 @@ owner_of(const char *customer_id)
         customer_id);
 }
 
-static long
-count_events(const char *customer_id)
-{
-    return itest_sql_long(
-        "SELECT count(*) FROM customer_events WHERE customer_id = $1",
-        customer_id);
-}
-
-/* The description with every occurrence of id replaced by "<id>"; owned. */
-static char *
-desc_without(const struct itest_resp *r, const char *id)
-{
-    const char *d = itest_desc(r);
-    size_t cap = strlen(d) + 1;
-    char *out = malloc(cap);
-    char *o = out;
-    size_t idl = strlen(id);
-    while (*d) {
-        if (strncmp(d, id, idl) == 0) {
-            memcpy(o, "<id>", 4); /* "<id>" is shorter than any id */
-            o += 4;
-            d += idl;
-        } else {
-            *o++ = *d++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* ------------------------------------------------------------------- */
 
 static void
@@ -77,7 +35,7 @@ customer_belongs_to_its_creator(void **state)
 {
     (void)state;
     char id[37];
-    make_customer(g_a.key, id);
+    itest_make_customer(g_a.key, "tenant", id);
     char *owner = owner_of(id);
     itest_expect(NULL, owner && strcmp(owner, g_a.id) == 0,
                  "customers.consumer_id must be the creating consumer");
@@ -88,53 +46,36 @@ customer_belongs_to_its_creator(void **state)
     itest_resp_free(r);
 }
 
-/* B's answer about A's customer x equals B's answer about a missing id. */
-static void
-expect_like_missing(struct itest_resp *foreign, const char *x,
-                    struct itest_resp *missing, const char *y)
-{
-    itest_assert_error(foreign, 404, NULL);
-    itest_assert_error(missing, 404, NULL);
-    char *a = desc_without(foreign, x);
-    char *b = desc_without(missing, y);
-    itest_expect(foreign, strcmp(a, b) == 0,
-                 "another consumer's customer must answer exactly like a "
-                 "missing one: [%s] vs [%s]",
-                 itest_desc(foreign), itest_desc(missing));
-    free(a);
-    free(b);
-    itest_resp_free(foreign);
-    itest_resp_free(missing);
-}
-
 static void
 other_consumer_gets_404_everywhere(void **state)
 {
     (void)state;
     char x[37], y[37], bx[160], by[160];
-    make_customer(g_a.key, x);
+    itest_make_customer(g_a.key, "tenant", x);
     itest_random_uuid(y);
 
-    expect_like_missing(itest_requestf("GET", g_b.key, NULL,
-                                       "/customer/data?customer_id=%s", x),
-                        x,
-                        itest_requestf("GET", g_b.key, NULL,
-                                       "/customer/data?customer_id=%s", y),
-                        y);
+    itest_expect_like_missing(
+        itest_requestf("GET", g_b.key, NULL, "/customer/data?customer_id=%s",
+                       x),
+        x,
+        itest_requestf("GET", g_b.key, NULL, "/customer/data?customer_id=%s",
+                       y),
+        y, 404);
     snprintf(bx, sizeof(bx), "{\"customer_id\":\"%s\"}", x);
     snprintf(by, sizeof(by), "{\"customer_id\":\"%s\"}", y);
-    expect_like_missing(
+    itest_expect_like_missing(
         itest_request("GET", "/customer/data", g_b.key, bx, NULL), x,
-        itest_request("GET", "/customer/data", g_b.key, by, NULL), y);
-    expect_like_missing(
+        itest_request("GET", "/customer/data", g_b.key, by, NULL), y, 404);
+    itest_expect_like_missing(
         itest_request("DELETE", "/customer/data", g_b.key, bx, NULL), x,
-        itest_request("DELETE", "/customer/data", g_b.key, by, NULL), y);
-    expect_like_missing(itest_requestf("DELETE", g_b.key, NULL,
-                                       "/customer/data?customer_id=%s", x),
-                        x,
-                        itest_requestf("DELETE", g_b.key, NULL,
-                                       "/customer/data?customer_id=%s", y),
-                        y);
+        itest_request("DELETE", "/customer/data", g_b.key, by, NULL), y, 404);
+    itest_expect_like_missing(
+        itest_requestf("DELETE", g_b.key, NULL, "/customer/data?customer_id=%s",
+                       x),
+        x,
+        itest_requestf("DELETE", g_b.key, NULL, "/customer/data?customer_id=%s",
+                       y),
+        y, 404);
     /* INACTIVE would succeed for the owner, ACTIVE would be its 409: for B
      * both are 404, so neither existence nor state leaks. */
     static const char *const statuses[] = {"INACTIVE", "ACTIVE"};
@@ -143,12 +84,13 @@ other_consumer_gets_404_everywhere(void **state)
                  x, statuses[i]);
         snprintf(by, sizeof(by), "{\"customer_id\":\"%s\",\"status\":\"%s\"}",
                  y, statuses[i]);
-        expect_like_missing(itest_request("PATCH", "/customer/change-status",
-                                          g_b.key, bx, NULL),
-                            x,
-                            itest_request("PATCH", "/customer/change-status",
-                                          g_b.key, by, NULL),
-                            y);
+        itest_expect_like_missing(
+            itest_request("PATCH", "/customer/change-status", g_b.key, bx,
+                          NULL),
+            x,
+            itest_request("PATCH", "/customer/change-status", g_b.key, by,
+                          NULL),
+            y, 404);
     }
 
     /* Nothing B did changed A's customer. */
@@ -157,9 +99,9 @@ other_consumer_gets_404_everywhere(void **state)
     json_t *d = itest_assert_envelope(r, 200);
     itest_assert_jstr(r, d, "status", "ACTIVE");
     itest_resp_free(r);
-    itest_expect(NULL, count_events(x) == 1,
+    itest_expect(NULL, itest_count_events(x) == 1,
                  "B's refused calls must write no events (have %ld)",
-                 count_events(x));
+                 itest_count_events(x));
 }
 
 static void
@@ -167,7 +109,7 @@ validation_comes_before_ownership(void **state)
 {
     (void)state;
     char x[37], body[160];
-    make_customer(g_a.key, x);
+    itest_make_customer(g_a.key, "tenant", x);
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", x);
     struct itest_resp *r =
@@ -253,7 +195,7 @@ admin_customers_belong_to_the_system_consumer(void **state)
     (void)state;
     const char *admin = itest_admin_key();
     char x[37];
-    make_customer(admin, x);
+    itest_make_customer(admin, "tenant", x);
     char *owner = owner_of(x);
     itest_expect(NULL, owner && strcmp(owner, ITEST_SYSTEM_CONSUMER_ID) == 0,
                  "an admin's customer belongs to the system consumer, not %s",
@@ -284,8 +226,8 @@ each_consumer_sees_only_its_own(void **state)
 {
     (void)state;
     char xa[37], xb[37];
-    make_customer(g_a.key, xa);
-    make_customer(g_b.key, xb);
+    itest_make_customer(g_a.key, "tenant", xa);
+    itest_make_customer(g_b.key, "tenant", xb);
     struct itest_resp *r;
     r = itest_requestf("GET", g_a.key, NULL, "/customer/data?customer_id=%s",
                        xa);

@@ -132,6 +132,8 @@ clean:
 	rm -rf build bin
 
 -include $(APP_OBJ:.o=.d)
+# test binaries are compiled and linked in one step: their .d sits beside them
+-include $(UNIT_BIN:=.d) $(ITEST_BIN:=.d) $(ITEST_LIB:.o=.d)
 
 # ---- consumer program (issue 6) ---------------------------------------------
 # bin/fintegrate-consumer from consumer/*.c plus the fcgi-app/core objects it

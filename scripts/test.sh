@@ -29,7 +29,9 @@
 # ignored, so that an exported dev configuration can never point the tests
 # (which stop and wipe their stack) at the dev stack.
 #
-# Other knobs: FINTEGRATE_TEST_TIMEOUT (seconds per binary, default 900),
+# Other knobs: FINTEGRATE_TEST_ONLY (a shell pattern: run only the test
+# binaries whose name matches it, e.g. 'test_out*'; default all),
+# FINTEGRATE_TEST_TIMEOUT (seconds per binary, default 900),
 # FINTEGRATE_TEST_KEEP_DATA=1 (reuse the previous test data instead of a fresh
 # initdb), FINTEGRATE_TEST_KEEP_STACK=1 (leave the stack running at the end,
 # for debugging; stop it with the same FINTEGRATE_TEST_* and
@@ -148,6 +150,11 @@ run_all() {
     local kind=$1 dir=$2 bin found=0
     for bin in "$dir"/test_*; do
         if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
+        # shellcheck disable=SC2254
+        case $(basename "$bin") in
+            ${FINTEGRATE_TEST_ONLY:-*}) ;;
+            *) continue ;;
+        esac
         found=1
         run_binary "$kind" "$bin"
     done

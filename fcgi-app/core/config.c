@@ -38,6 +38,14 @@ static const struct config_row config_rows[] = {
     /* The contract: a deactivated key stops working within 5 s at most. */
     ROW("FINTEGRATE_KEY_CACHE_SECONDS", CFG_INT, key_cache_seconds, "2", 0, 5),
     ROW("FINTEGRATE_MAX_REQUESTS", CFG_INT, max_requests, "0", 0, 100000000),
+    /* The relay and the re-drive engine (API.md section 7). */
+    ROW("FINTEGRATE_RELAY_INTERVAL_MS", CFG_INT, relay_interval_ms, "1000", 0,
+        3600000),
+    ROW("FINTEGRATE_RELAY_PERIOD_DAYS", CFG_INT, relay_period_days, "7", 1,
+        3650),
+    ROW("FINTEGRATE_RELAY_BACKOFF_MS", CFG_INT, relay_backoff_ms, "30000", 1,
+        3600000),
+    ROW("FINTEGRATE_REDRIVE_BATCH", CFG_INT, redrive_batch, "500", 1, 10000),
     ROW("FINTEGRATE_LOG_LEVEL", CFG_LOG_LEVEL, log_level, "info", 0, 0),
     ROW("FINTEGRATE_LOG_FILE", CFG_STRING, log_file, "", 0, 0),
 };

@@ -18,6 +18,10 @@ struct config {
     long breaker_cooldown_ms; /* FINTEGRATE_BREAKER_COOLDOWN_MS */
     long key_cache_seconds;   /* FINTEGRATE_KEY_CACHE_SECONDS (0..5) */
     long max_requests;        /* FINTEGRATE_MAX_REQUESTS (0 = unlimited) */
+    long relay_interval_ms;   /* FINTEGRATE_RELAY_INTERVAL_MS (0 = off) */
+    long relay_period_days;   /* FINTEGRATE_RELAY_PERIOD_DAYS */
+    long relay_backoff_ms;    /* FINTEGRATE_RELAY_BACKOFF_MS: back-off base */
+    long redrive_batch;       /* FINTEGRATE_REDRIVE_BATCH: events per batch */
     long log_level;           /* FINTEGRATE_LOG_LEVEL, as enum log_level */
     char *log_file;           /* FINTEGRATE_LOG_FILE ("" = stderr) */
 };

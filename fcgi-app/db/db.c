@@ -23,6 +23,7 @@ static const struct {
     {"23514", 422}, /* check_violation */
     {"40001", 503}, /* serialization_failure: the client may retry */
     {"40P01", 503}, /* deadlock_detected: the client may retry */
+    {"55P03", 503}, /* lock_not_available: lock_timeout passed; retry */
     {"57P01", 503}, /* admin_shutdown */
     {"57P02", 503}, /* crash_shutdown */
     {"57P03", 503}, /* cannot_connect_now */
@@ -79,10 +80,14 @@ db_close(struct db *db)
 static int
 db_connect(struct db *db, struct app_err *err)
 {
-    /* connect_timeout first, so a conninfo that sets its own wins */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname",
-                          NULL};
-    const char *vals[] = {"3", "fintegrate-fcgi", db->conninfo, NULL};
+    /* Ours first, so a conninfo that sets its own wins.  lock_timeout
+     * bounds every wait for a row lock (a confirmation of an event that a
+     * re-drive batch holds waits for that batch at most): on timeout the
+     * request answers 503 and the client retries. */
+    const char *keys[] = {"connect_timeout", "application_name", "options",
+                          "dbname", NULL};
+    const char *vals[] = {"3", "fintegrate-fcgi", "-c lock_timeout=5000",
+                          db->conninfo, NULL};
     if (db->conn)
         PQfinish(db->conn);
     db->in_tx = false;

@@ -52,29 +52,6 @@ events_db_list(struct db *db, const struct events_filter *f, json_t **list,
     return 0;
 }
 
-DB_STMT(events_lock_resend, 2,
-        "SELECT event_id, event_type, publish_try_count AS try_count "
-        "  FROM customer_events "
-        " WHERE publish_status = 'pending' "
-        "   AND created_at > now() - make_interval(days => $1::int) "
-        "   AND ($2::json IS NULL OR event_type IN "
-        "        (SELECT json_array_elements_text($2::json))) "
-        "   AND NOT (publish_try_count = 0 "
-        "            AND created_at > now() - interval '30 seconds') "
-        " ORDER BY created_at, sequence "
-        "   FOR UPDATE SKIP LOCKED");
-
-DB_STMT(events_lock_redeliver, 3,
-        "SELECT event_id, event_type, deliver_try_count AS try_count "
-        "  FROM customer_events "
-        " WHERE publish_status = 'published' AND deliver_status = 'pending' "
-        "   AND created_at > now() - make_interval(days => $1::int) "
-        "   AND ($2::json IS NULL OR event_type IN "
-        "        (SELECT json_array_elements_text($2::json))) "
-        "   AND ($3::uuid IS NULL OR consumer_id = $3) "
-        " ORDER BY created_at, sequence "
-        "   FOR UPDATE SKIP LOCKED");
-
 /* Each count uses a partial index (migrations 003, 004, 006). */
 DB_STMT(events_health, 0,
         "SELECT "
@@ -89,7 +66,11 @@ DB_STMT(events_health, 0,
         "   WHERE publish_status = 'published' "
         "     AND deliver_status = 'pending') AS undelivered_count, "
         " (SELECT count(*) FROM customer_events "
-        "   WHERE deliver_status = 'failed') AS delivery_failed_count");
+        "   WHERE deliver_status = 'failed') AS delivery_failed_count, "
+        " (SELECT fintegrate_ts(last_pass_at) FROM outbox_relay_state) "
+        "   AS last_pass_at, "
+        " (SELECT last_pass_published FROM outbox_relay_state) "
+        "   AS last_pass_published");
 
 DB_STMT(events_lock_one, 2,
         "SELECT consumer_id, customer_id, event_type "
@@ -125,45 +106,29 @@ DB_STMT(events_apply_confirm, 3,
         "  old.delivered_at IS NULL AND e.delivered_at IS NOT NULL, "
         "  extract(epoch FROM e.delivered_at - e.created_at)::float8");
 
-static int
-rows_to_json(PGresult *res, json_t **rows)
-{
-    *rows = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(*rows, db_row_object(res, i));
-    PQclear(res);
-    return 0;
-}
-
 int
-events_db_lock_for_resend(struct db *db, const struct redrive_filter *f,
-                          json_t **rows, struct app_err *err)
+events_db_health(struct db *db, json_t **out, json_t **relay,
+                 struct app_err *err)
 {
-    const char *p[] = {f->period_days, f->event_types};
-    PGresult *res = db_exec(db, &events_lock_resend, p, err);
-    *rows = NULL;
-    return res ? rows_to_json(res, rows) : -1;
-}
-
-int
-events_db_lock_for_redeliver(struct db *db, const struct redrive_filter *f,
-                             json_t **rows, struct app_err *err)
-{
-    const char *p[] = {f->period_days, f->event_types, f->consumer_id};
-    PGresult *res = db_exec(db, &events_lock_redeliver, p, err);
-    *rows = NULL;
-    return res ? rows_to_json(res, rows) : -1;
-}
-
-int
-events_db_health(struct db *db, json_t **out, struct app_err *err)
-{
-    *out = NULL;
+    *out = *relay = NULL;
     PGresult *res = db_exec(db, &events_health, NULL, err);
     if (res == NULL)
         return -1;
     *out = db_row_object(res, 0);
     PQclear(res);
+    if (*out != NULL) {
+        /* the relay's two columns move into their own object */
+        *relay = json_object();
+        const char *keys[] = {"last_pass_at", "last_pass_published"};
+        for (size_t i = 0; *relay != NULL && i < 2; i++) {
+            json_object_set(*relay, keys[i], json_object_get(*out, keys[i]));
+            json_object_del(*out, keys[i]);
+        }
+        if (*relay == NULL) {
+            json_decref(*out);
+            *out = NULL;
+        }
+    }
     if (*out == NULL) {
         err_set(err, 500, "Out of memory reading the outbox's health");
         return -1;

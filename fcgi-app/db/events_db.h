@@ -25,29 +25,12 @@ struct events_filter {
 int events_db_list(struct db *db, const struct events_filter *f, json_t **list,
                    struct app_err *err) __attribute__((warn_unused_result));
 
-/* Candidates of a re-drive, locked FOR UPDATE SKIP LOCKED, in created_at
- * order.  Each item: {event_id, event_type, try_count} where try_count is
- * publish_try_count (resend) or deliver_try_count (redeliver).
- * Resend: pending events younger than `period_days`, leaving alone those
- * still being published inline (try count 0, younger than 30 s).
- * Redeliver: published events never confirmed, of `owner` when given.
- * Must run inside a transaction: the locks last until it ends. */
-struct redrive_filter {
-    const char *period_days; /* decimal text */
-    const char *event_types; /* JSON array text, or NULL */
-    const char *consumer_id; /* redeliver only; NULL = all */
-};
-int events_db_lock_for_resend(struct db *db, const struct redrive_filter *f,
-                              json_t **rows, struct app_err *err)
-    __attribute__((warn_unused_result));
-int events_db_lock_for_redeliver(struct db *db, const struct redrive_filter *f,
-                                 json_t **rows, struct app_err *err)
-    __attribute__((warn_unused_result));
-
 /* The outbox's health numbers as an object (owned): pending_count,
  * oldest_pending_age_hours (or null), failed_count, undelivered_count,
- * delivery_failed_count. */
-int events_db_health(struct db *db, json_t **out, struct app_err *err)
+ * delivery_failed_count; and the relay's latest pass as another (owned):
+ * last_pass_at (or null), last_pass_published. */
+int events_db_health(struct db *db, json_t **out, json_t **relay,
+                     struct app_err *err)
     __attribute__((warn_unused_result));
 
 /* A delivery confirmation, in the caller's transaction: locks the event

@@ -35,35 +35,98 @@ int outbox_db_append(struct db *db, const struct event_new *ev,
                      char event_id[37], struct app_err *err)
     __attribute__((warn_unused_result));
 
-/* What the publisher needs of one event. */
+/*
+ * One event as a re-drive or the inline step sees it.  The strings point
+ * into the result that outbox_rows owns.
+ */
 struct outbox_event {
-    char event_id[37];
-    char *payload; /* owned: the stored text, byte for byte */
-    char event_type[64];
-    char consumer_name[64]; /* the owner's name: routing key and queue */
-    char *request_id;       /* owned; may be NULL */
+    const char *event_id;
+    const char *event_type;
+    const char *consumer_name; /* the owner's name: routing key and queue */
+    const char *payload;       /* the stored text, byte for byte */
+    size_t payload_len;
+    const char *request_id; /* NULL when none */
+    const char *order_key;  /* customer_id, or the nil UUID */
+    const char *created_at; /* full precision text: the keyset cursor */
     long long created_epoch;
-    char publish_status[16];
+    long long sequence;
+    long long prev_pending; /* the sequence of the customer's latest pending
+                               event before this one, 0 none: the
+                               per-customer order rule (outbox/order.h) */
+    long long try_count;    /* publish (or deliver) tries so far */
 };
 
-void outbox_event_free(struct outbox_event *ev);
+struct outbox_rows {
+    PGresult *res; /* owns the strings */
+    struct outbox_event *ev;
+    size_t n;
+};
 
-/* Loads one event for publishing.  *found = false when it does not exist. */
-int outbox_db_load(struct db *db, const char *event_id, struct outbox_event *ev,
-                   bool *found, struct app_err *err)
+void outbox_rows_free(struct outbox_rows *rows);
+
+/* The events of `ids` (a JSON array of event ids), in sequence order per
+ * customer: the inline step's just-committed events. */
+int outbox_db_load(struct db *db, const char *ids_json,
+                   struct outbox_rows *rows, struct app_err *err)
     __attribute__((warn_unused_result));
 
-/* Records a publish attempt: success makes it published; a failure keeps
- * it pending with the reason, or failed once publish_try_count reaches
- * OUTBOX_MAX_TRIES.  `reason` NULL = success. */
+/* A re-drive's selection (API.md sections 3 and 7). */
+enum redrive_kind {
+    REDRIVE_RESEND,    /* pending events */
+    REDRIVE_REDELIVER, /* published, never confirmed */
+    REDRIVE_RELAY,     /* pending and due (the back-off) */
+};
+
+struct redrive_query {
+    enum redrive_kind kind;
+    const char *period_days; /* integer text */
+    const char *event_types; /* JSON array text, or NULL */
+    const char *consumer_id; /* redeliver's owner filter, or NULL */
+    const char *run_start;   /* events created after it wait for next time */
+    const char *backoff_ms;  /* the relay's back-off base */
+    const char *limit;       /* the batch size */
+    /* The keyset cursor: the last event of the previous batch (NULL at the
+     * start).  Each batch continues after it. */
+    const char *after_created_at;
+    const char *after_sequence;
+    const char *after_event_id;
+};
+
+/* Locks the next batch (FOR UPDATE SKIP LOCKED) inside the caller's
+ * transaction, in created_at order. */
+int outbox_db_lock_batch(struct db *db, const struct redrive_query *q,
+                         struct outbox_rows *rows, struct app_err *err)
+    __attribute__((warn_unused_result));
+
+/* The database's clock now, as text (a re-drive's run_start). */
+int outbox_db_now(struct db *db, char *out, size_t size, struct app_err *err)
+    __attribute__((warn_unused_result));
+
+/* Bounds the batch transaction's lock waits (SET LOCAL lock_timeout). */
+int outbox_db_lock_timeout(struct db *db, const char *ms, struct app_err *err)
+    __attribute__((warn_unused_result));
+
+/* One attempt's outcome. */
+struct outbox_record {
+    const char *event_id;
+    const char *reason; /* NULL = success */
+    bool refused;       /* a broker that answered refused it: back-off */
+};
+
+/*
+ * Records the attempts of one batch in one statement: publish_* columns
+ * (success makes the event published; a failure keeps it pending with the
+ * reason, or failed once publish_try_count reaches OUTBOX_MAX_TRIES), or
+ * deliver_* columns when `redeliver`.
+ */
 #define OUTBOX_MAX_TRIES 10
-int outbox_db_record_publish(struct db *db, const char *event_id,
-                             const char *reason, struct app_err *err)
-    __attribute__((warn_unused_result));
+int outbox_db_record(struct db *db, bool redeliver,
+                     const struct outbox_record *recs, size_t n,
+                     struct app_err *err) __attribute__((warn_unused_result));
 
-/* Records a redelivery attempt (deliver_try_count + 1). */
-int outbox_db_record_redeliver(struct db *db, const char *event_id,
-                               const char *reason, struct app_err *err)
+/* The relay's latest pass, for GET /events/health. */
+int outbox_db_relay_pass(struct db *db, long long published,
+                         struct app_err *err)
     __attribute__((warn_unused_result));
 
 /* Builds the payload text (owned; free()).  Pure; unit-tested. */

@@ -5,6 +5,7 @@
 #include "handler.h"
 #include "../db/events_db.h"
 #include "../metrics/metrics.h"
+#include "../outbox/redrive.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,106 +42,53 @@ events_list(struct ctx *c, json_t **data, struct app_err *err)
 
 /* POST /events/resend and /events/redeliver --------------------------------
  *
- * One transaction holds the row locks (FOR UPDATE SKIP LOCKED) while the
- * candidates are published in created_at order, so two administrators
- * running a re-drive at once never publish one event twice.  The first
- * attempt is a forced probe through an open breaker; if it fails, the
- * breaker stays open and the rest fail fast as "Broker circuit open", each
- * counted as an attempt. */
-
-#define FAILED_EVENTS_MAX 100
+ * The batched re-drive engine (outbox/redrive.h) does the work; these read
+ * the input and write the summary. */
 
 static int
-redrive(struct ctx *c, bool redeliver, json_t **data, struct app_err *err)
+redrive(struct ctx *c, enum redrive_kind kind, json_t **data,
+        struct app_err *err)
 {
     json_t *types = json_object_get(c->in, "event_types");
     json_t *max = json_object_get(c->in, "max_try_count");
-    char period[24];
     char *types_text = types ? json_dumps(types, JSON_COMPACT) : NULL;
-    json_t *rows = NULL, *failed = json_array();
-    long long skipped = 0, succeeded = 0, failures = 0;
-    bool probed = false, truncated = false;
-    size_t i;
-    json_t *row;
-
-    snprintf(period, sizeof period, "%lld",
-             (long long)json_integer_value(
-                 json_object_get(c->in, "period_in_days")));
-    struct redrive_filter f = {
-        .period_days = period,
+    struct redrive_summary s = {0};
+    struct redrive_params rp = {
+        .kind = kind,
+        .period_days = (long)json_integer_value(
+            json_object_get(c->in, "period_in_days")),
         .event_types = types_text,
         .consumer_id = ctx_str(c, "consumer_id"),
+        .max_try_count = max ? (long long)json_integer_value(max) : -1,
+        .batch = c->cfg->redrive_batch,
+        .backoff_ms = c->cfg->relay_backoff_ms,
     };
-    if (db_begin(c->db, err) < 0)
-        goto fail;
-    if ((redeliver ? events_db_lock_for_redeliver(c->db, &f, &rows, err)
-                   : events_db_lock_for_resend(c->db, &f, &rows, err)) < 0)
-        goto fail;
-
-    json_array_foreach(rows, i, row)
-    {
-        const char *id = json_string_value(json_object_get(row, "event_id"));
-        json_int_t tries =
-            json_integer_value(json_object_get(row, "try_count"));
-        if (max != NULL && tries >= json_integer_value(max)) {
-            skipped++;
-            continue;
-        }
-        struct strbuf reason = STRBUF_INIT;
-        enum publish_outcome o =
-            publisher_publish(c->pub, c->db, id, redeliver, !probed, &reason);
-        /* A failed probe means the broker is away: the rest of this run
-         * fails fast as "Broker circuit open" (API.md section 6). */
-        if (!probed && (o == PUBLISH_TIMEOUT || o == PUBLISH_CONNECTION))
-            publisher_trip(c->pub);
-        probed = true;
-        if (o == PUBLISH_OK) {
-            succeeded++;
-        } else {
-            failures++;
-            if (json_array_size(failed) < FAILED_EVENTS_MAX)
-                json_array_append_new(
-                    failed,
-                    json_pack("{s:s, s:O, s:I, s:s}", "event_id", id,
-                              "event_type", json_object_get(row, "event_type"),
-                              "try_count", tries + 1, "failure_reason",
-                              sb_str(&reason)));
-            else
-                truncated = true;
-        }
-        sb_free(&reason);
+    int rc = redrive_run(c->pub, c->db, &rp, &s, err);
+    free(types_text);
+    if (rc < 0) {
+        redrive_summary_free(&s);
+        return err->status;
     }
-    if (db_commit(c->db, err) < 0)
-        goto fail;
-
     *data = json_pack(
         "{s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:b}", "summary", "total_pending",
-        (json_int_t)json_array_size(rows), "attempted",
-        (json_int_t)(succeeded + failures), "succeeded", (json_int_t)succeeded,
-        "failed", (json_int_t)failures, "skipped", (json_int_t)skipped,
-        "failed_events", failed, "failed_events_truncated", truncated);
-    free(types_text);
-    json_decref(rows);
-    json_decref(failed);
+        (json_int_t)s.total_pending, "attempted", (json_int_t)s.attempted,
+        "succeeded", (json_int_t)s.succeeded, "failed", (json_int_t)s.failed,
+        "skipped", (json_int_t)s.skipped, "failed_events", s.failed_events,
+        "failed_events_truncated", s.failed_events_truncated);
+    redrive_summary_free(&s);
     return 200;
-fail:
-    db_rollback(c->db);
-    free(types_text);
-    json_decref(rows);
-    json_decref(failed);
-    return err->status;
 }
 
 int
 events_resend(struct ctx *c, json_t **data, struct app_err *err)
 {
-    return redrive(c, false, data, err);
+    return redrive(c, REDRIVE_RESEND, data, err);
 }
 
 int
 events_redeliver(struct ctx *c, json_t **data, struct app_err *err)
 {
-    return redrive(c, true, data, err);
+    return redrive(c, REDRIVE_REDELIVER, data, err);
 }
 
 /* GET /events/health ------------------------------------------------------ */
@@ -148,10 +96,16 @@ events_redeliver(struct ctx *c, json_t **data, struct app_err *err)
 int
 events_health(struct ctx *c, json_t **data, struct app_err *err)
 {
-    if (events_db_health(c->db, data, err) < 0)
+    json_t *relay = NULL;
+    if (events_db_health(c->db, data, &relay, err) < 0)
         return err->status;
     json_object_set_new(*data, "broker",
                         json_string(publisher_broker_state(c->pub, c->db)));
+    json_object_set_new(relay, "enabled",
+                        json_boolean(c->cfg->relay_interval_ms > 0));
+    json_object_set_new(relay, "interval_ms",
+                        json_integer(c->cfg->relay_interval_ms));
+    json_object_set_new(*data, "relay", relay);
     return 200;
 }
 

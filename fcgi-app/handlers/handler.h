@@ -16,11 +16,12 @@
 #include "../http/auth.h"
 #include "../http/request.h"
 #include "../http/router.h"
-#include "../mq/publisher.h"
+#include "../outbox/publisher.h"
 
 #include <jansson.h>
 
 struct ctx {
+    const struct config *cfg; /* the process's configuration */
     const struct request *req;
     const struct route *route;
     struct db *db;

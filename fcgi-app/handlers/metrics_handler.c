@@ -13,11 +13,11 @@ metrics_get(struct ctx *c, json_t **data, struct app_err *err)
 {
     struct metrics_gauges g = {.known = false};
     struct app_err ignore = APP_ERR_INIT;
-    json_t *health = NULL;
+    json_t *health = NULL, *relay = NULL;
 
     /* Outbox gauges come from the partial indexes: cheap at any size. */
     if (db_ensure(c->db, &ignore) == 0 &&
-        events_db_health(c->db, &health, &ignore) == 0) {
+        events_db_health(c->db, &health, &relay, &ignore) == 0) {
         g.known = true;
         g.outbox_pending =
             json_integer_value(json_object_get(health, "pending_count"));
@@ -27,6 +27,7 @@ metrics_get(struct ctx *c, json_t **data, struct app_err *err)
             json_integer_value(json_object_get(health, "undelivered_count"));
     }
     json_decref(health);
+    json_decref(relay);
     err_clear(&ignore);
 
     struct strbuf text = STRBUF_INIT;

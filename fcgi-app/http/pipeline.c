@@ -10,6 +10,7 @@
 #include "../core/strbuf.h"
 #include "../handlers/handler.h"
 #include "../metrics/metrics.h"
+#include "../outbox/after_commit.h"
 #include "auth.h"
 #include "envelope.h"
 #include "request.h"
@@ -25,23 +26,6 @@ elapsed_ms(const struct timespec *start)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - start->tv_sec) * 1e3 +
            (double)(now.tv_nsec - start->tv_nsec) / 1e6;
-}
-
-/* The inline publish: each event the request committed goes to the broker
- * once, right after the commit and before the answer.  A failure leaves it
- * pending in the outbox (with the reason); the answer is the same. */
-static void
-publish_committed(struct pipeline *p, json_t *events)
-{
-    size_t i;
-    json_t *id;
-    json_array_foreach(events, i, id)
-    {
-        struct strbuf reason = STRBUF_INIT;
-        publisher_publish(p->pub, p->db, json_string_value(id), false, false,
-                          &reason);
-        sb_free(&reason);
-    }
 }
 
 /* Runs the gate and the handler; returns the status, with *data or err. */
@@ -97,6 +81,7 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
     struct strbuf source = STRBUF_INIT;
     sb_printf(&source, "%s: %s", req->method, req->path);
     struct ctx c = {
+        .cfg = p->cfg,
         .req = req,
         .route = *route,
         .db = p->db,
@@ -112,7 +97,7 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
         status = 500;
     }
     if (status < 400)
-        publish_committed(p, c.events);
+        outbox_publish_committed(p->pub, p->db, c.events);
     json_decref(c.events);
     sb_free(&source);
     json_decref(in);

@@ -7,7 +7,7 @@
 
 #include "../core/config.h"
 #include "../db/db.h"
-#include "../mq/publisher.h"
+#include "../outbox/publisher.h"
 
 #include <fcgiapp.h>
 

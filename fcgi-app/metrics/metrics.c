@@ -39,6 +39,10 @@ static const char *const confirm_statuses[] = {"received", "processed",
                                                "failed"};
 #define N_CONFIRMS (sizeof confirm_statuses / sizeof confirm_statuses[0])
 
+static const char *const relay_outcomes[] = {"published", "idle",
+                                             "broker_down", "error"};
+#define N_RELAY_OUTCOMES (sizeof relay_outcomes / sizeof relay_outcomes[0])
+
 struct histogram_dur {
     uint64_t
         buckets[N_DURATION + 1]; /* per bucket, not cumulative; +Inf last */
@@ -60,6 +64,8 @@ struct shm {
     uint64_t confirms[N_CONFIRMS];
     struct histogram_lag lag;
     uint64_t restarts;
+    uint64_t relay_passes[N_RELAY_OUTCOMES];
+    uint64_t relay_published;
     uint32_t breaker[METRICS_MAX_SLOTS];
 };
 
@@ -208,6 +214,19 @@ metrics_worker_restart(void)
 {
     if (shm != NULL)
         add(&shm->restarts, 1);
+}
+
+void
+metrics_relay_pass(const char *outcome, long long published)
+{
+    if (shm == NULL)
+        return;
+    size_t i = 0;
+    while (i + 1 < N_RELAY_OUTCOMES && strcmp(relay_outcomes[i], outcome) != 0)
+        i++;
+    add(&shm->relay_passes[i], 1);
+    if (published > 0)
+        add(&shm->relay_published, (uint64_t)published);
 }
 
 /* ------------------------------------------------------------- rendering */
@@ -372,4 +391,17 @@ metrics_render(struct strbuf *out, const struct metrics_gauges *g)
            "Workers the master replaced after they exited.");
     sb_printf(out, "fintegrate_worker_restarts_total %llu\n",
               (unsigned long long)get(&shm->restarts));
+
+    family(out, "fintegrate_relay_passes_total", "counter",
+           "Relay passes, by outcome: published (it published events), idle "
+           "(nothing due), broker_down (the probe failed; no event touched), "
+           "error (the database failed).");
+    for (size_t i = 0; i < N_RELAY_OUTCOMES; i++)
+        sb_printf(out, "fintegrate_relay_passes_total{outcome=\"%s\"} %llu\n",
+                  relay_outcomes[i],
+                  (unsigned long long)get(&shm->relay_passes[i]));
+    family(out, "fintegrate_relay_published_total", "counter",
+           "Events the relay published (the broker confirmed them).");
+    sb_printf(out, "fintegrate_relay_published_total %llu\n",
+              (unsigned long long)get(&shm->relay_published));
 }

@@ -47,6 +47,10 @@ void metrics_breaker_state(int state);
 void metrics_confirm(const char *status);
 void metrics_delivery_lag(double seconds);
 
+/* One relay pass: outcome is "published", "idle", "broker_down" or
+ * "error" (anything else counts as "error"); `published` events. */
+void metrics_relay_pass(const char *outcome, long long published);
+
 /* The master replaced a worker. */
 void metrics_worker_restart(void);
 

@@ -3,13 +3,15 @@
  */
 #include "amqp_conn.h"
 #include "amqp_reply.h"
+#include "../core/clock.h"
+#include "../core/log.h"
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/socket.h>
 
 #define MQ_CHANNEL 1
 
@@ -112,10 +114,18 @@ mq_conn_open(struct mq_conn *m, struct strbuf *reason)
     }
     int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        sb_printf(reason, "cannot connect to the broker at %s:%d: %s",
-                  info.host, info.port, amqp_error_string2(rc));
+        /* The reason is stored in the outbox, which consumers read: the
+         * broker's address goes to the log only. */
+        sb_printf(reason, "Cannot connect to the broker: %s",
+                  amqp_error_string2(rc));
+        log_warn("amqp: cannot connect to %s:%d: %s", info.host, info.port,
+                 amqp_error_string2(rc));
         goto fail;
     }
+    /* A broker that stops reading (flow control, a dead host) must not
+     * block a publish for ever: sends time out like confirms do. */
+    setsockopt(amqp_get_sockfd(m->conn), SOL_SOCKET, SO_SNDTIMEO, &tv,
+               sizeof tv);
     amqp_set_handshake_timeout(m->conn, &tv);
     amqp_set_rpc_timeout(m->conn, &tv);
     /* heartbeat 0: see the header */
@@ -143,53 +153,139 @@ fail:
     return MQ_CONNECTION;
 }
 
-static long long
-now_ms(void)
+void
+confirm_batch_init(struct confirm_batch *b, struct mq_slot *slots, size_t n,
+                   uint64_t first_tag)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    b->slots = slots;
+    b->n = n;
+    b->first_tag = first_tag;
+    b->left = n;
+    for (size_t i = 0; i < n; i++) {
+        slots[i].settled = false;
+        slots[i].returned = false;
+        slots[i].result = MQ_TIMEOUT;
+    }
+}
+
+static void
+settle(struct confirm_batch *b, size_t i, enum mq_result r)
+{
+    if (b->slots[i].settled)
+        return;
+    b->slots[i].settled = true;
+    b->slots[i].result = r;
+    b->left--;
+}
+
+/* Settles the slots an ack or nack covers: its own tag, or with
+ * `multiple` every tag up to it (a watermark). */
+static void
+settle_tags(struct confirm_batch *b, uint64_t tag, bool multiple, bool ack)
+{
+    if (tag < b->first_tag)
+        return; /* a tag of an earlier batch */
+    uint64_t last = tag - b->first_tag;
+    if (last >= b->n)
+        last = b->n - 1; /* beyond ours: cannot be, but stay in bounds */
+    uint64_t first = multiple ? 0 : last;
+    for (uint64_t i = first; i <= last; i++) {
+        enum mq_result r = MQ_NACK;
+        if (ack)
+            r = b->slots[i].returned ? MQ_RETURNED : MQ_OK;
+        settle(b, (size_t)i, r);
+    }
 }
 
 enum confirm_step
-confirm_on_frame(struct confirm_wait *w, uint32_t method, uint64_t delivery_tag,
-                 bool multiple)
+confirm_batch_on_frame(struct confirm_batch *b, uint32_t method,
+                       uint64_t delivery_tag, bool multiple,
+                       const char *returned_id)
 {
-    /* RabbitMQ may settle several tags at once (multiple=1): the tag is a
-     * watermark, "everything up to here". */
-    bool covers =
-        delivery_tag == w->tag || (multiple && delivery_tag >= w->tag);
     switch (method) {
     case AMQP_BASIC_ACK_METHOD:
-        if (!covers)
-            return CONFIRM_PENDING;
-        return w->returned ? CONFIRM_RETURNED : CONFIRM_ACKED;
     case AMQP_BASIC_NACK_METHOD:
-        return covers ? CONFIRM_NACKED : CONFIRM_PENDING;
+        if (b->n > 0 && delivery_tag - b->first_tag < b->n)
+            settle_tags(b, delivery_tag, multiple,
+                        method == AMQP_BASIC_ACK_METHOD);
+        else if (b->n > 0 && multiple && delivery_tag >= b->first_tag + b->n)
+            settle_tags(b, b->first_tag + b->n - 1, true,
+                        method == AMQP_BASIC_ACK_METHOD);
+        break;
     case AMQP_BASIC_RETURN_METHOD:
-        w->returned = true; /* the ack still follows */
-        return CONFIRM_PENDING;
+        /* The ack of the returned message still follows; mark it so that
+         * the ack does not count as a success. */
+        for (size_t i = 0; returned_id != NULL && i < b->n; i++)
+            if (!b->slots[i].settled && !b->slots[i].returned &&
+                b->slots[i].message_id != NULL &&
+                strcmp(b->slots[i].message_id, returned_id) == 0) {
+                b->slots[i].returned = true;
+                break;
+            }
+        break;
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD:
         return CONFIRM_CLOSED;
     default:
-        return CONFIRM_PENDING;
+        break;
     }
+    return b->left == 0 ? CONFIRM_DONE : CONFIRM_PENDING;
 }
 
-/* Reads frames until the broker settles delivery tag `tag`. */
-static enum mq_result
-wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
+/* Marks every unsettled slot with `r` (the wait ended without them). */
+static void
+settle_rest(struct confirm_batch *b, enum mq_result r)
 {
-    long long deadline = now_ms() + m->timeout_ms;
-    struct confirm_wait w = {.tag = tag, .returned = false};
+    for (size_t i = 0; i < b->n; i++)
+        settle(b, i, r);
+}
 
-    for (;;) {
-        long long left = deadline - now_ms();
+/* Reads the message a basic.return carries (header and body frames follow
+ * the method: read them to stay in sync) and copies its message_id. */
+static int
+read_returned(struct mq_conn *m, amqp_channel_t channel, char *id, size_t size)
+{
+    amqp_message_t msg;
+    amqp_rpc_reply_t r = amqp_read_message(m->conn, channel, &msg, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    id[0] = '\0';
+    if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+        size_t n = msg.properties.message_id.len;
+        if (n >= size)
+            n = size - 1;
+        memcpy(id, msg.properties.message_id.bytes, n);
+        id[n] = '\0';
+    }
+    amqp_destroy_message(&msg);
+    return 0;
+}
+
+enum mq_result
+mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
+               struct strbuf *reason)
+{
+    struct confirm_batch b;
+    confirm_batch_init(&b, slots, n, m->last_tag + 1 - n);
+    if (n == 0)
+        return MQ_OK;
+    if (m->conn == NULL) {
+        settle_rest(&b, MQ_CONNECTION);
+        sb_puts(reason, "Broker connection lost before the confirms");
+        return MQ_CONNECTION;
+    }
+    /* The timeout counts from the last sign of progress, so a large batch
+     * is not failed for taking longer than one message would. */
+    long long deadline = mono_ms() + m->timeout_ms;
+    enum mq_result fail = MQ_OK;
+
+    while (b.left > 0) {
+        long long left = deadline - mono_ms();
         if (left <= 0) {
             sb_printf(reason, "No publisher confirm within %ld ms",
                       m->timeout_ms);
-            return MQ_TIMEOUT;
+            fail = MQ_TIMEOUT;
+            break;
         }
         struct timeval tv = tv_ms((long)left);
         amqp_frame_t f;
@@ -197,58 +293,59 @@ wait_confirm(struct mq_conn *m, uint64_t tag, struct strbuf *reason)
         if (rc == AMQP_STATUS_TIMEOUT)
             continue;
         if (rc != AMQP_STATUS_OK) {
-            sb_printf(reason,
-                      "Broker connection lost waiting for the "
-                      "confirm: %s",
-                      amqp_error_string2(rc));
-            return MQ_CONNECTION;
+            sb_printf(reason, "Broker connection lost waiting for the "
+                              "confirm");
+            fail = MQ_CONNECTION;
+            break;
         }
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
         uint64_t dtag = 0;
         bool multiple = false;
+        char returned_id[128];
+        const char *rid = NULL;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *a = f.payload.method.decoded;
             dtag = a->delivery_tag;
             multiple = a->multiple;
         } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
-            amqp_basic_nack_t *n = f.payload.method.decoded;
-            dtag = n->delivery_tag;
-            multiple = n->multiple;
+            amqp_basic_nack_t *nk = f.payload.method.decoded;
+            dtag = nk->delivery_tag;
+            multiple = nk->multiple;
         } else if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-            /* header and body frames follow: read them to stay in sync */
-            amqp_message_t msg;
-            amqp_rpc_reply_t r = amqp_read_message(m->conn, f.channel, &msg, 0);
-            if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            if (read_returned(m, f.channel, returned_id, sizeof returned_id) <
+                0) {
                 sb_puts(reason, "Broker connection lost reading a returned "
                                 "message");
-                return MQ_CONNECTION;
+                fail = MQ_CONNECTION;
+                break;
             }
-            amqp_destroy_message(&msg);
+            rid = returned_id;
         }
-        switch (confirm_on_frame(&w, f.payload.method.id, dtag, multiple)) {
-        case CONFIRM_PENDING:
-            break;
-        case CONFIRM_ACKED:
-            return MQ_OK;
-        case CONFIRM_RETURNED:
-            sb_puts(reason, "Message returned by the broker: no queue is "
-                            "bound for its routing key");
-            return MQ_RETURNED;
-        case CONFIRM_NACKED:
-            sb_puts(reason, "Broker refused the message (basic.nack); its "
-                            "queue may be full");
-            return MQ_NACK;
-        case CONFIRM_CLOSED:
+        size_t before = b.left;
+        enum confirm_step st =
+            confirm_batch_on_frame(&b, f.payload.method.id, dtag, multiple, rid);
+        if (st == CONFIRM_CLOSED) {
             sb_puts(reason, "Broker closed the channel while publishing");
-            return MQ_CONNECTION;
+            fail = MQ_CONNECTION;
+            break;
         }
+        if (b.left < before)
+            deadline = mono_ms() + m->timeout_ms;
     }
+    if (fail != MQ_OK) {
+        settle_rest(&b, fail);
+        mq_conn_close(m);
+        return fail;
+    }
+    if (!amqp_frames_enqueued(m->conn) && !amqp_data_in_buffer(m->conn))
+        amqp_maybe_release_buffers(m->conn);
+    return MQ_OK;
 }
 
 enum mq_result
-mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
-                struct strbuf *reason)
+mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
+             struct strbuf *reason)
 {
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
@@ -268,9 +365,10 @@ mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
     }
     amqp_bytes_t body = {.len = msg->body_len, .bytes = (void *)msg->body};
 
-    enum mq_result r = mq_conn_open(m, reason);
-    if (r != MQ_OK)
-        return r;
+    if (m->conn == NULL) {
+        sb_puts(reason, "Broker connection lost before publishing");
+        return MQ_CONNECTION;
+    }
     int rc = amqp_basic_publish(
         m->conn, MQ_CHANNEL, amqp_cstring_bytes(msg->exchange),
         amqp_cstring_bytes(msg->routing_key), 1, 0, &props, body);
@@ -279,12 +377,21 @@ mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
         mq_conn_close(m);
         return MQ_CONNECTION;
     }
-    r = wait_confirm(m, ++m->last_tag, reason);
-    if (r == MQ_TIMEOUT || r == MQ_CONNECTION)
-        mq_conn_close(m);
-    else if (!amqp_frames_enqueued(m->conn) && !amqp_data_in_buffer(m->conn))
-        amqp_maybe_release_buffers(m->conn);
-    return r;
+    m->last_tag++;
+    return MQ_OK;
+}
+
+enum mq_result
+mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
+                struct strbuf *reason)
+{
+    struct mq_slot slot = {.message_id = msg->message_id};
+    enum mq_result r = mq_conn_open(m, reason);
+    if (r == MQ_OK)
+        r = mq_conn_send(m, msg, reason);
+    if (r == MQ_OK)
+        r = mq_conn_settle(m, &slot, 1, reason);
+    return r == MQ_OK ? slot.result : r;
 }
 
 int

@@ -42,7 +42,7 @@ struct mq_conn {
     amqp_connection_state_t conn; /* NULL when closed */
     char *url;                    /* owned; holds a password: never logged */
     long timeout_ms;
-    uint64_t last_tag; /* delivery tag of the last publish */
+    uint64_t last_tag; /* delivery tag of the last message sent */
     bool fresh;        /* opened since the caller last looked */
 };
 
@@ -68,7 +68,38 @@ bool mq_conn_is_open(const struct mq_conn *m);
  * with the reason appended to `reason`. */
 enum mq_result mq_conn_open(struct mq_conn *m, struct strbuf *reason);
 
-/* Publishes (mandatory, persistent) and waits for the confirm. */
+/*
+ * Pipelined publishing: mq_conn_send() puts one message on the channel
+ * (mandatory, persistent) without waiting; mq_conn_settle() then reads the
+ * broker's confirms for everything sent since the last settle (a multiple
+ * ack settles many at once) and fills each slot's result.  The slots are
+ * the caller's, one per message in the order sent.
+ *
+ * A message's result is MQ_OK (acked), MQ_NACK, MQ_RETURNED (a basic.return
+ * named its message_id; the ack that follows does not make it a success),
+ * or, for messages still unsettled when the wait ends, MQ_TIMEOUT (no
+ * confirm within the timeout, counted from the last confirm that arrived)
+ * or MQ_CONNECTION.  After a timeout or any protocol trouble the connection
+ * is closed, so a late ack can never be taken for a later message's.
+ */
+struct mq_slot {
+    const char *message_id; /* borrowed: how a basic.return names it */
+    enum mq_result result;  /* valid once settled */
+    bool settled;
+    bool returned; /* a basic.return named it: its ack makes MQ_RETURNED */
+};
+
+/* MQ_OK, or MQ_CONNECTION (the connection is then closed) with reason. */
+enum mq_result mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
+                            struct strbuf *reason);
+
+/* Settles slots[0..n-1], the last n messages sent.  Returns MQ_OK when the
+ * broker settled all of them (each with its own result), else the reason
+ * the rest could not be (their result), with `reason` filled. */
+enum mq_result mq_conn_settle(struct mq_conn *m, struct mq_slot *slots,
+                              size_t n, struct strbuf *reason);
+
+/* Publishes one message and waits for its confirm (send + settle). */
 enum mq_result mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
                                struct strbuf *reason);
 
@@ -83,29 +114,34 @@ int mq_conn_declare_consumer(struct mq_conn *m, const char *consumer_name,
     __attribute__((warn_unused_result));
 
 /*
- * The confirm bookkeeping of one publish, separated from the socket so it
+ * The confirm bookkeeping of a batch, separated from the socket so it
  * unit-tests without a broker: feed it each method frame that arrives on
- * the channel and it says whether the publish is settled, and how.
+ * the channel and it settles the slots the frame covers.
  */
-struct confirm_wait {
-    uint64_t tag;  /* the delivery tag of our publish */
-    bool returned; /* a basic.return arrived (the ack that follows does not
-                      make it a success) */
+struct confirm_batch {
+    struct mq_slot *slots;
+    size_t n;
+    uint64_t first_tag; /* delivery tag of slots[0]; slot i has first_tag+i */
+    size_t left;        /* slots not settled yet */
 };
 
 enum confirm_step {
     CONFIRM_PENDING = 0, /* keep reading */
-    CONFIRM_ACKED,       /* settled: stored by the broker */
-    CONFIRM_RETURNED,    /* settled: acked, but no queue took it */
-    CONFIRM_NACKED,      /* settled: refused */
+    CONFIRM_DONE,        /* every slot settled */
     CONFIRM_CLOSED,      /* channel or connection closed under us */
 };
 
+void confirm_batch_init(struct confirm_batch *b, struct mq_slot *slots,
+                        size_t n, uint64_t first_tag);
+
 /* One method frame: AMQP_BASIC_ACK_METHOD / NACK / RETURN / CHANNEL_CLOSE /
  * CONNECTION_CLOSE (others are ignored).  `delivery_tag` and `multiple`
- * come from ack/nack frames. */
-enum confirm_step confirm_on_frame(struct confirm_wait *w, uint32_t method,
-                                   uint64_t delivery_tag, bool multiple);
+ * come from ack/nack frames; `returned_id` is the message_id of a
+ * basic.return's message (NULL otherwise). */
+enum confirm_step confirm_batch_on_frame(struct confirm_batch *b,
+                                         uint32_t method,
+                                         uint64_t delivery_tag, bool multiple,
+                                         const char *returned_id);
 
 /* The metric label of a failure: "nack", "returned", "timeout",
  * "connection". */

@@ -3,7 +3,9 @@
  */
 #include "master.h"
 #include "../core/log.h"
+#include "../core/clock.h"
 #include "../metrics/metrics.h"
+#include "relay_proc.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -24,6 +26,7 @@
 struct child {
     pid_t pid;     /* 0 = free slot */
     bool retiring; /* asked to stop by a roll: not replaced */
+    bool relay;    /* the relay process, not a worker */
 };
 
 struct master {
@@ -52,14 +55,6 @@ on_signal(int signo)
     errno = saved;
 }
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 install_signals(void)
 {
@@ -77,12 +72,14 @@ install_signals(void)
     return 0;
 }
 
+/* Running children of one kind (workers or the relay) not retiring. */
 static size_t
-count_active(const struct master *m)
+count_active(const struct master *m, bool relay)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->children[i].pid != 0 && !m->children[i].retiring)
+        if (m->children[i].pid != 0 && !m->children[i].retiring &&
+            m->children[i].relay == relay)
             n++;
     return n;
 }
@@ -98,7 +95,7 @@ count_alive(const struct master *m)
 }
 
 static int
-spawn_one(struct master *m)
+spawn_one(struct master *m, bool relay)
 {
     size_t slot = m->cap;
     for (size_t i = 0; i < m->cap; i++)
@@ -116,31 +113,40 @@ spawn_one(struct master *m)
     if (pid == 0) {
         close(sig_pipe[0]);
         close(sig_pipe[1]);
+        if (relay) {
+            close(m->listen_fd);
+            relay_main(m->cfg, slot);
+        }
         worker_main(m->cfg, m->listen_fd, slot);
     }
     m->children[slot].pid = pid;
     m->children[slot].retiring = false;
+    m->children[slot].relay = relay;
     return 0;
 }
 
-/* Starts workers until the pool is full, unless a backoff delay holds. */
+/* Starts workers until the pool is full, and the relay (one per node)
+ * when it is on, unless a backoff delay holds. */
 static void
 fill_pool(struct master *m)
 {
-    if (m->stopping || now_ms() < m->respawn_at)
+    if (m->stopping || mono_ms() < m->respawn_at)
         return;
-    while (count_active(m) < (size_t)m->cfg->workers)
-        if (spawn_one(m) < 0) {
-            m->respawn_at = now_ms() + 1000;
+    while (count_active(m, false) < (size_t)m->cfg->workers)
+        if (spawn_one(m, false) < 0) {
+            m->respawn_at = mono_ms() + 1000;
             return;
         }
+    if (m->cfg->relay_interval_ms > 0 && count_active(m, true) == 0 &&
+        spawn_one(m, true) < 0)
+        m->respawn_at = mono_ms() + 1000;
 }
 
 /* An abnormal exit: grow the delay if they come in a storm. */
 static void
 note_crash(struct master *m)
 {
-    long long now = now_ms();
+    long long now = mono_ms();
     m->crash_times[m->crash_next++ % 8] = now;
     size_t recent = 0;
     for (size_t i = 0; i < 8; i++)
@@ -172,7 +178,8 @@ reap(struct master *m)
             continue;
         bool abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (abnormal)
-            log_warn("master: worker %d %s %d", (int)pid,
+            log_warn("master: %s %d %s %d", c->relay ? "relay" : "worker",
+                     (int)pid,
                      WIFSIGNALED(status) ? "killed by signal" : "exited with",
                      WIFSIGNALED(status) ? WTERMSIG(status)
                                          : WEXITSTATUS(status));
@@ -223,14 +230,14 @@ begin_stop(struct master *m, int signo)
     log_info("master: signal %d: stopping %zu workers gracefully", signo,
              count_alive(m));
     m->stopping = true;
-    m->stop_deadline = now_ms() + STOP_GRACE_MS;
+    m->stop_deadline = mono_ms() + STOP_GRACE_MS;
     signal_all(m, SIGTERM);
 }
 
 static int
 poll_timeout(const struct master *m)
 {
-    long long now = now_ms();
+    long long now = mono_ms();
     long long until = now + 1000;
     if (m->stopping && m->stop_deadline < until)
         until = m->stop_deadline;
@@ -243,7 +250,8 @@ int
 master_run(const struct config *cfg, int listen_fd)
 {
     struct master m = {.cfg = cfg, .listen_fd = listen_fd};
-    m.cap = (size_t)cfg->workers * 3; /* room for a roll in progress */
+    /* room for a roll in progress, the relay included */
+    m.cap = ((size_t)cfg->workers + 1) * 3;
     if (m.cap > METRICS_MAX_SLOTS)
         m.cap = METRICS_MAX_SLOTS;
     m.children = calloc(m.cap, sizeof *m.children);
@@ -281,11 +289,11 @@ master_run(const struct config *cfg, int listen_fd)
                 }
         }
         reap(&m);
-        if (m.stopping && now_ms() >= m.stop_deadline && count_alive(&m)) {
+        if (m.stopping && mono_ms() >= m.stop_deadline && count_alive(&m)) {
             log_warn("master: %zu workers still running after %d s; killing",
                      count_alive(&m), STOP_GRACE_MS / 1000);
             signal_all(&m, SIGKILL);
-            m.stop_deadline = now_ms() + 60000;
+            m.stop_deadline = mono_ms() + 60000;
         }
         fill_pool(&m);
     }

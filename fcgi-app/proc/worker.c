@@ -6,7 +6,7 @@
 #include "../db/db.h"
 #include "../http/pipeline.h"
 #include "../metrics/metrics.h"
-#include "../mq/publisher.h"
+#include "../outbox/publisher.h"
 
 #include <errno.h>
 #include <fcgiapp.h>

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/mq/breaker.h — the circuit breaker around the broker: a pure
+ * fcgi-app/outbox/breaker.h — the circuit breaker around the broker: a pure
  * state machine with an injected clock (milliseconds), so it unit-tests
  * without a broker or a sleep.
  *

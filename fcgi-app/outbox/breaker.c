@@ -1,5 +1,5 @@
 /*
- * fcgi-app/mq/breaker.c — see breaker.h.
+ * fcgi-app/outbox/breaker.c — see breaker.h.
  */
 #include "breaker.h"
 

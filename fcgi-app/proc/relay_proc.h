@@ -1,0 +1,22 @@
+/*
+ * fcgi-app/proc/relay_proc.h — the relay process: one per node, started and
+ * replaced by the master like a worker (same binary), when
+ * FINTEGRATE_RELAY_INTERVAL_MS is not 0.
+ *
+ * Why a process of its own rather than a worker's idle time: a pass over a
+ * large backlog takes seconds, and a worker busy with it would leave its
+ * share of requests waiting; passes must start on a steady clock whatever
+ * the request load; and exactly one per node is then a fact of the process
+ * table, not a lock the workers compete for.  It costs one more PostgreSQL
+ * and one more AMQP connection per node.
+ */
+#ifndef FI_RELAY_PROC_H
+#define FI_RELAY_PROC_H
+
+#include "../core/config.h"
+
+#include <stddef.h>
+
+_Noreturn void relay_main(const struct config *cfg, size_t slot);
+
+#endif

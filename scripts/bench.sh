@@ -7,6 +7,12 @@
 #      its event with a publisher confirm)
 #   2. GET /customer/data of one customer
 #   3. POST /customer/data with the broker stopped (the circuit breaker open)
+#   4. the drain of a backlog: FINTEGRATE_BENCH_BACKLOG (default 100,000)
+#      pending events written with the broker stopped (SQL: 10 events per
+#      customer, customers interleaved as an outage leaves them), then the
+#      broker started and the backlog drained (a) by the relay, no API call,
+#      and (b) by one POST /events/resend with the relay off.  Prints
+#      events/s and the peak RSS (VmHWM) of the process that did the work.
 #
 # Each run prints wrk's summary and latency percentiles.  Knobs:
 # FINTEGRATE_BENCH_SECONDS (default 10), FINTEGRATE_BENCH_CONNECTIONS (16),
@@ -85,3 +91,105 @@ post_script
 run "POST /customer/data, broker stopped (breaker open after 5 failures per worker)" "$BASE/customer/data"
 
 psql "$FINTEGRATE_DB_URL" -Atc "SELECT 'outbox: ' || count(*) FILTER (WHERE publish_status = 'published') || ' published, ' || count(*) FILTER (WHERE publish_status = 'pending') || ' pending' FROM customer_events"
+
+# ---- 4. draining a backlog ------------------------------------------------
+BACKLOG=${FINTEGRATE_BENCH_BACKLOG:-100000}
+PSQL=(psql "$FINTEGRATE_DB_URL" -qAtX -v ON_ERROR_STOP=1)
+
+# make_backlog NAME — a consumer (through the API, so its queues exist) and
+# $BACKLOG pending events of it, as an outage leaves them: inline try 1,
+# broker unreachable (no back-off), 10 per customer.
+make_backlog() {
+    local name=$1 cid customers=$(((BACKLOG + 9) / 10))
+    cid=$(curl -s -H "X-API-Key: $KEY" -X POST "$BASE/consumer/data" \
+              -d "{\"consumer_name\":\"$name\"}" |
+          sed -n 's/.*"consumer_id":"\([0-9a-f-]*\)".*/\1/p')
+    [ -n "$cid" ] || { echo "bench: cannot create consumer $name" >&2; exit 1; }
+    "${PSQL[@]}" <<SQL
+WITH c AS (SELECT gen_random_uuid() AS customer_id, row_number() OVER () AS n
+             FROM generate_series(1, ceil($BACKLOG / 10.0)::int)),
+     e AS (SELECT c.customer_id, s.seq, gen_random_uuid() AS event_id,
+                  clock_timestamp() - interval '1 hour'
+                    + ((s.seq - 1) * $customers + c.n)
+                      * interval '1 microsecond' AS created_at
+             FROM c CROSS JOIN generate_series(1, 10) AS s(seq))
+INSERT INTO customer_events (event_id, customer_id, consumer_id, event_type,
+    source_service, sequence, payload, request_id, created_at,
+    publish_try_count, publish_last_tried_at, publish_failure_reason)
+SELECT event_id, customer_id, '$cid', 'customer_status_change',
+       'PATCH: /customer/change-status', seq,
+       json_build_object('schema_version', '1.0', 'event_id', event_id,
+           'event_type', 'customer_status_change', 'sequence', seq,
+           'consumer_id', '$cid', 'customer_id', customer_id,
+           'data', json_build_object('customer_id', customer_id,
+                   'previous_status', 'ACTIVE', 'status', 'INACTIVE'),
+           'metadata', json_build_object('created_at', fintegrate_ts(created_at),
+                   'source_service', 'PATCH: /customer/change-status',
+                   'request_id', 'bench')),
+       'bench', created_at, 1, created_at, 'Cannot connect to the broker'
+  FROM e ORDER BY created_at LIMIT $BACKLOG;
+SQL
+}
+
+# purge_queues — empty every queue (management API), so each drain starts on
+# a broker that is not also carrying the previous runs' messages (measured:
+# a broker holding 200k messages drains at half the speed).
+purge_queues() {
+    local mgmt="http://127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT/api/queues" q
+    for q in $(curl -s -u guest:guest "$mgmt" | tr ',' '\n' |
+               sed -n 's/^"name":"\(customer_notification_[^"]*\)"$/\1/p'); do
+        curl -s -o /dev/null -u guest:guest -X DELETE "$mgmt/%2f/$q/contents"
+    done
+}
+
+pending() { "${PSQL[@]}" -c "SELECT count(*) FROM customer_events WHERE publish_status = 'pending'"; }
+
+# peak_rss_kb COMM — the largest VmHWM among the app's processes named COMM
+# (fi-relay for the relay; the workers keep the binary's name).
+peak_rss_kb() {
+    local comm=$1 pid best=0 v
+    for pid in $(pgrep -x "$comm" 2>/dev/null); do
+        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ "${v:-0}" -gt "$best" ] && best=$v
+    done
+    echo "$best"
+}
+
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+echo
+echo "== drain of $BACKLOG pending events (broker stopped while they were written)"
+stack broker-start >/dev/null
+# what part 3 left pending goes first (the relay), so it is not timed below
+for _ in $(seq 1 300); do [ "$(pending)" = 0 ] && break; sleep 0.2; done
+
+# (a) the relay, with nothing but the broker coming back
+purge_queues
+stack broker-stop >/dev/null
+make_backlog bench_drain_relay
+before=$(pending)
+stack broker-start >/dev/null
+t0=$(now)
+while [ "$(pending)" -gt $((before - BACKLOG)) ]; do sleep 0.1; done
+t1=$(now)
+s=$(secs "$t0" "$t1")
+echo "relay : $BACKLOG events in ${s} s = $(rate "$BACKLOG" "$s") events/s" \
+     "(from broker-start; includes up to one relay interval), relay peak RSS $(peak_rss_kb fi-relay) kB"
+
+# (b) one resend, the relay off
+FINTEGRATE_RELAY_INTERVAL_MS=0 stack app-stop >/dev/null
+FINTEGRATE_RELAY_INTERVAL_MS=0 stack app-start >/dev/null
+purge_queues
+stack broker-stop >/dev/null
+make_backlog bench_drain_resend
+stack broker-start >/dev/null
+t0=$(now)
+summary=$(curl -s -m 600 -H "X-API-Key: $KEY" -X POST "$BASE/events/resend" -d '{"period_in_days":1}' |
+          sed -n 's/.*"summary":\({[^}]*}\).*/\1/p')
+t1=$(now)
+s=$(secs "$t0" "$t1")
+echo "resend: one call in ${s} s = $(rate "$BACKLOG" "$s") events/s, summary $summary," \
+     "peak worker RSS $(peak_rss_kb fintegrate-fcgi) kB"
+

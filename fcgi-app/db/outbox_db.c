@@ -58,45 +58,59 @@ DB_STMT(outbox_load_ids, 1,
 /* Resend ($8 NULL) and the relay ($8 = its back-off base in ms): pending
  * events of the period, not in flight (publish_try_count 0 and younger than
  * 30 s: its worker is publishing it right now), created before the run
- * began, after the cursor; the relay only those due. */
-DB_STMT(outbox_lock_pending, 8,
-        ROW_COLUMNS(PREV_PENDING, "e.publish_try_count")
-        " WHERE e.publish_status = 'pending' "
-        "   AND e.created_at > now() - make_interval(days => $1::int) "
-        "   AND e.created_at <= $3::timestamptz "
-        "   AND ($2::json IS NULL OR e.event_type IN "
-        "        (SELECT json_array_elements_text($2::json))) "
-        "   AND NOT (e.publish_try_count = 0 "
-        "            AND e.created_at > now() - interval '30 seconds') "
-        "   AND ($4::timestamptz IS NULL "
-        "        OR (e.created_at >= $4::timestamptz "
-        "            AND (e.created_at, e.sequence, e.event_id) > "
-        "                ($4::timestamptz, $5::bigint, $6::uuid))) "
-        "   AND ($8::float8 IS NULL OR NOT e.publish_last_refused "
-        "        OR e.publish_last_tried_at IS NULL "
-        "        OR e.publish_last_tried_at + LEAST($8::float8 * "
-        "             power(2, GREATEST(e.publish_try_count - 1, 0)), "
-        "             3600000) * interval '1 millisecond' <= now()) "
-        " ORDER BY e.created_at, e.sequence, e.event_id "
-        " LIMIT $7 "
-        "   FOR UPDATE OF e SKIP LOCKED");
+ * began ($3); the relay only those due. */
+#define PENDING_WHERE                                                          \
+    " WHERE e.publish_status = 'pending' "                                     \
+    "   AND e.created_at > now() - make_interval(days => $1::int) "            \
+    "   AND e.created_at <= $3::timestamptz "                                  \
+    "   AND ($2::json IS NULL OR e.event_type IN "                             \
+    "        (SELECT json_array_elements_text($2::json))) "                    \
+    "   AND NOT (e.publish_try_count = 0 "                                     \
+    "            AND e.created_at > now() - interval '30 seconds') "           \
+    "   AND ($8::float8 IS NULL OR NOT e.publish_last_refused "                \
+    "        OR e.publish_last_tried_at IS NULL "                              \
+    "        OR e.publish_last_tried_at + LEAST($8::float8 * "                 \
+    "             power(2, GREATEST(e.publish_try_count - 1, 0)), "            \
+    "             3600000) * interval '1 millisecond' <= now()) "
 
-DB_STMT(outbox_lock_undelivered, 8,
+/* Redeliver: published, never confirmed, of one owner ($8) if given. */
+#define UNDELIVERED_WHERE                                                      \
+    " WHERE e.publish_status = 'published' "                                   \
+    "   AND e.deliver_status = 'pending' "                                     \
+    "   AND e.created_at > now() - make_interval(days => $1::int) "            \
+    "   AND e.created_at <= $3::timestamptz "                                  \
+    "   AND ($2::json IS NULL OR e.event_type IN "                             \
+    "        (SELECT json_array_elements_text($2::json))) "                    \
+    "   AND ($8::uuid IS NULL OR e.consumer_id = $8) "
+
+/* The next batch after the keyset cursor ($4, $5, $6).  Two statements,
+ * the first batch's without it: an "IS NULL OR" would keep even a generic
+ * plan from starting the index scan at the cursor, and every batch would
+ * wade through the index entries of the events the run already published. */
+#define FIRST_BATCH                                                            \
+    "   AND $4::timestamptz IS NULL AND $5::bigint IS NULL "                   \
+    "   AND $6::uuid IS NULL "
+#define NEXT_BATCH                                                             \
+    "   AND e.created_at >= $4::timestamptz "                                  \
+    "   AND (e.created_at, e.sequence, e.event_id) > "                         \
+    "       ($4::timestamptz, $5::bigint, $6::uuid) "
+#define BATCH_ORDER                                                            \
+    " ORDER BY e.created_at, e.sequence, e.event_id "                          \
+    " LIMIT $7 "                                                               \
+    "   FOR UPDATE OF e SKIP LOCKED"
+
+DB_STMT(outbox_lock_pending_first, 8,
+        ROW_COLUMNS(PREV_PENDING, "e.publish_try_count")
+            PENDING_WHERE FIRST_BATCH BATCH_ORDER);
+DB_STMT(outbox_lock_pending_next, 8,
+        ROW_COLUMNS(PREV_PENDING, "e.publish_try_count")
+            PENDING_WHERE NEXT_BATCH BATCH_ORDER);
+DB_STMT(outbox_lock_undelivered_first, 8,
         ROW_COLUMNS("0", "e.deliver_try_count")
-        " WHERE e.publish_status = 'published' "
-        "   AND e.deliver_status = 'pending' "
-        "   AND e.created_at > now() - make_interval(days => $1::int) "
-        "   AND e.created_at <= $3::timestamptz "
-        "   AND ($2::json IS NULL OR e.event_type IN "
-        "        (SELECT json_array_elements_text($2::json))) "
-        "   AND ($4::timestamptz IS NULL "
-        "        OR (e.created_at >= $4::timestamptz "
-        "            AND (e.created_at, e.sequence, e.event_id) > "
-        "                ($4::timestamptz, $5::bigint, $6::uuid))) "
-        "   AND ($8::uuid IS NULL OR e.consumer_id = $8) "
-        " ORDER BY e.created_at, e.sequence, e.event_id "
-        " LIMIT $7 "
-        "   FOR UPDATE OF e SKIP LOCKED");
+            UNDELIVERED_WHERE FIRST_BATCH BATCH_ORDER);
+DB_STMT(outbox_lock_undelivered_next, 8,
+        ROW_COLUMNS("0", "e.deliver_try_count")
+            UNDELIVERED_WHERE NEXT_BATCH BATCH_ORDER);
 
 DB_STMT(outbox_now, 0, "SELECT clock_timestamp()::text");
 
@@ -206,9 +220,13 @@ outbox_db_lock_batch(struct db *db, const struct redrive_query *q,
                        q->after_sequence,   q->after_event_id,
                        q->limit,            last};
     memset(rows, 0, sizeof *rows);
-    PGresult *res = db_exec(
-        db, undelivered ? &outbox_lock_undelivered : &outbox_lock_pending, p,
-        err);
+    bool first = q->after_created_at == NULL;
+    struct db_stmt *st =
+        undelivered ? (first ? &outbox_lock_undelivered_first
+                             : &outbox_lock_undelivered_next)
+                    : (first ? &outbox_lock_pending_first
+                             : &outbox_lock_pending_next);
+    PGresult *res = db_exec(db, st, p, err);
     return res ? rows_from_result(res, rows, err) : -1;
 }
 

@@ -208,7 +208,9 @@ confirm_batch_on_frame(struct confirm_batch *b, uint32_t method,
         if (b->n > 0 && delivery_tag - b->first_tag < b->n)
             settle_tags(b, delivery_tag, multiple,
                         method == AMQP_BASIC_ACK_METHOD);
-        else if (b->n > 0 && multiple && delivery_tag >= b->first_tag + b->n)
+        else if (b->n > 0 && multiple && delivery_tag >= b->first_tag)
+            /* beyond the batch (the first test ruled out tags inside it;
+             * written without first_tag + n, which can wrap) */
             settle_tags(b, b->first_tag + b->n - 1, true,
                         method == AMQP_BASIC_ACK_METHOD);
         break;

@@ -2,6 +2,7 @@
  * fcgi-app/outbox/redrive.c — see redrive.h.
  */
 #include "redrive.h"
+#include "../core/clock.h"
 #include "../core/log.h"
 #include "../metrics/metrics.h"
 #include "order.h"
@@ -122,10 +123,12 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
         goto out;
     }
 
+    long long t0 = mono_ms();
     if (fail_fast_reason != NULL)
         fail_fast(items, res, n, fail_fast_reason);
     else if (!publish_waves(p, db, mode, rows, items, res, wave))
         *stop = true;
+    long long t1 = mono_ms();
 
     for (size_t i = 0; i < n; i++) {
         const struct outbox_event *ev = &rows->ev[i];
@@ -159,6 +162,8 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
             note_failure(s, ev, why);
     }
     rc = outbox_db_record(db, mode == ROWS_REDELIVER, recs, nrec, err);
+    log_debug("re-drive rows: %zu events, publish %lld ms, record %lld ms", n,
+              t1 - t0, mono_ms() - t1);
 out:
     for (size_t i = 0; res != NULL && i < n; i++)
         sb_free(&res[i].reason);

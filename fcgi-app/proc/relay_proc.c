@@ -74,6 +74,9 @@ relay_main(const struct config *cfg, size_t slot)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         _exit(0);
+    /* /proc/PID/comm: how ps, the tests and the bench tell it from the
+     * workers */
+    prctl(PR_SET_NAME, "fi-relay");
     install_signals(&stop_set);
     metrics_set_slot(slot);
     if (db_init(&db, cfg->db_url) < 0 || publisher_init(&pub, cfg) < 0) {

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_breaker.c — mq/breaker.h, the circuit breaker around the
+ * tests/unit/test_breaker.c — outbox/breaker.h, the circuit breaker around the
  * broker (API.md §5): closed → open after N consecutive failures, a success
  * resets the count, open refuses until the cool-down has passed, then one
  * half-open try decides (success → closed, failure → open with a fresh
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "mq/breaker.h"
+#include "outbox/breaker.h"
 
 #define THRESHOLD 5
 #define COOLDOWN 10000LL

@@ -30,8 +30,7 @@ int events_db_list(struct db *db, const struct events_filter *f, json_t **list,
  * delivery_failed_count; and the relay's latest pass as another (owned):
  * last_pass_at (or null), last_pass_published. */
 int events_db_health(struct db *db, json_t **out, json_t **relay,
-                     struct app_err *err)
-    __attribute__((warn_unused_result));
+                     struct app_err *err) __attribute__((warn_unused_result));
 
 /* A delivery confirmation, in the caller's transaction: locks the event
  * (of `owner` when given), writes the receipt once per (event, status),

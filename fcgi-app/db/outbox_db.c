@@ -36,24 +36,28 @@ DB_STMT(outbox_insert, 9,
  * `tries` is the try counter the caller's summary reports. */
 #define ROW_COLUMNS(prev_pending, tries)                                       \
     "SELECT e.event_id, e.event_type, c.consumer_name, e.payload::text, "      \
-    "       e.request_id, " ORDER_KEY("e") "::text, e.created_at::text, "      \
-    "       floor(extract(epoch FROM e.created_at))::bigint, e.sequence, "     \
-    "       " prev_pending ", " tries                                          \
-    "  FROM customer_events e JOIN consumers c "                               \
-    "    ON c.consumer_id = e.consumer_id "
+    "       e.request_id, " ORDER_KEY(                                         \
+        "e") "::text, e.created_at::text, "                                    \
+             "       floor(extract(epoch FROM e.created_at))::bigint, "        \
+             "e.sequence, "                                                    \
+             "       " prev_pending ", " tries                                 \
+             "  FROM customer_events e JOIN consumers c "                      \
+             "    ON c.consumer_id = e.consumer_id "
 
 /* The latest pending event of the same customer before this one. */
 #define PREV_PENDING                                                           \
     "COALESCE((SELECT max(p.sequence) FROM customer_events p "                 \
-    "           WHERE " ORDER_KEY("p") " = " ORDER_KEY("e")                    \
-    "             AND p.publish_status = 'pending' "                           \
-    "             AND p.sequence < e.sequence), 0)"
+    "           WHERE " ORDER_KEY("p") " = " ORDER_KEY(                        \
+        "e") "             AND p.publish_status = 'pending' "                  \
+             "             AND p.sequence < e.sequence), 0)"
 
 DB_STMT(outbox_load_ids, 1,
-        ROW_COLUMNS(PREV_PENDING, "e.publish_try_count")
-        " WHERE e.event_id IN "
-        "       (SELECT json_array_elements_text($1::json)::uuid) "
-        " ORDER BY e.created_at, e.sequence");
+        ROW_COLUMNS(
+            PREV_PENDING,
+            "e.publish_try_count") " WHERE e.event_id IN "
+                                   "       (SELECT "
+                                   "json_array_elements_text($1::json)::uuid) "
+                                   " ORDER BY e.created_at, e.sequence");
 
 /* Resend ($8 NULL) and the relay ($8 = its back-off base in ms): pending
  * events of the period, not in flight (publish_try_count 0 and younger than
@@ -212,20 +216,18 @@ outbox_db_lock_batch(struct db *db, const struct redrive_query *q,
                      struct outbox_rows *rows, struct app_err *err)
 {
     bool undelivered = q->kind == REDRIVE_REDELIVER;
-    const char *last = undelivered ? q->consumer_id
-                                   : (q->kind == REDRIVE_RELAY ? q->backoff_ms
-                                                               : NULL);
-    const char *p[] = {q->period_days,      q->event_types,
-                       q->run_start,        q->after_created_at,
-                       q->after_sequence,   q->after_event_id,
-                       q->limit,            last};
+    const char *last = undelivered
+                           ? q->consumer_id
+                           : (q->kind == REDRIVE_RELAY ? q->backoff_ms : NULL);
+    const char *p[] = {
+        q->period_days,    q->event_types,    q->run_start, q->after_created_at,
+        q->after_sequence, q->after_event_id, q->limit,     last};
     memset(rows, 0, sizeof *rows);
     bool first = q->after_created_at == NULL;
-    struct db_stmt *st =
-        undelivered ? (first ? &outbox_lock_undelivered_first
-                             : &outbox_lock_undelivered_next)
-                    : (first ? &outbox_lock_pending_first
-                             : &outbox_lock_pending_next);
+    struct db_stmt *st = undelivered ? (first ? &outbox_lock_undelivered_first
+                                              : &outbox_lock_undelivered_next)
+                                     : (first ? &outbox_lock_pending_first
+                                              : &outbox_lock_pending_next);
     PGresult *res = db_exec(db, st, p, err);
     return res ? rows_from_result(res, rows, err) : -1;
 }

@@ -55,8 +55,8 @@ redrive(struct ctx *c, enum redrive_kind kind, json_t **data,
     struct redrive_summary s = {0};
     struct redrive_params rp = {
         .kind = kind,
-        .period_days = (long)json_integer_value(
-            json_object_get(c->in, "period_in_days")),
+        .period_days =
+            (long)json_integer_value(json_object_get(c->in, "period_in_days")),
         .event_types = types_text,
         .consumer_id = ctx_str(c, "consumer_id"),
         .max_try_count = max ? (long long)json_integer_value(max) : -1,

@@ -39,8 +39,8 @@ static const char *const confirm_statuses[] = {"received", "processed",
                                                "failed"};
 #define N_CONFIRMS (sizeof confirm_statuses / sizeof confirm_statuses[0])
 
-static const char *const relay_outcomes[] = {"published", "idle",
-                                             "broker_down", "error"};
+static const char *const relay_outcomes[] = {"published", "idle", "broker_down",
+                                             "error"};
 #define N_RELAY_OUTCOMES (sizeof relay_outcomes / sizeof relay_outcomes[0])
 
 struct histogram_dur {

@@ -325,8 +325,8 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
             rid = returned_id;
         }
         size_t before = b.left;
-        enum confirm_step st =
-            confirm_batch_on_frame(&b, f.payload.method.id, dtag, multiple, rid);
+        enum confirm_step st = confirm_batch_on_frame(&b, f.payload.method.id,
+                                                      dtag, multiple, rid);
         if (st == CONFIRM_CLOSED) {
             sb_puts(reason, "Broker closed the channel while publishing");
             fail = MQ_CONNECTION;

@@ -139,8 +139,8 @@ void confirm_batch_init(struct confirm_batch *b, struct mq_slot *slots,
  * come from ack/nack frames; `returned_id` is the message_id of a
  * basic.return's message (NULL otherwise). */
 enum confirm_step confirm_batch_on_frame(struct confirm_batch *b,
-                                         uint32_t method,
-                                         uint64_t delivery_tag, bool multiple,
+                                         uint32_t method, uint64_t delivery_tag,
+                                         bool multiple,
                                          const char *returned_id);
 
 /* The metric label of a failure: "nack", "returned", "timeout",

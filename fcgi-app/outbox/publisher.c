@@ -193,8 +193,7 @@ failure_text(enum mq_result r)
 }
 
 static void
-set_result(struct publish_result *res, enum publish_outcome o,
-           const char *why)
+set_result(struct publish_result *res, enum publish_outcome o, const char *why)
 {
     res->outcome = o;
     sb_reset(&res->reason);
@@ -270,15 +269,15 @@ retry_returned(struct publisher *p, const struct outbox_event *evs,
         const struct outbox_event *ev = &evs[idx[i]];
         bool declared = false;
         for (size_t j = 0; j < m; j++)
-            declared |= strcmp(evs[again[j]].consumer_name,
-                               ev->consumer_name) == 0;
+            declared |=
+                strcmp(evs[again[j]].consumer_name, ev->consumer_name) == 0;
         struct strbuf reason = STRBUF_INIT;
         log_warn("publisher: event %s returned; declaring queues of %s and "
                  "retrying",
                  ev->event_id, ev->consumer_name);
-        if (declared || (mq_conn_open(&p->mq, &reason) == MQ_OK &&
-                         mq_conn_declare_consumer(&p->mq, ev->consumer_name,
-                                                  &reason) == 0))
+        if (declared ||
+            (mq_conn_open(&p->mq, &reason) == MQ_OK &&
+             mq_conn_declare_consumer(&p->mq, ev->consumer_name, &reason) == 0))
             again[m++] = idx[i];
         else
             set_result(&res[idx[i]], PUBLISH_CONNECTION, sb_str(&reason));

@@ -65,8 +65,8 @@ bool publisher_probe(struct publisher *p, struct db *db, struct strbuf *reason);
  * each outcome in the metrics.
  */
 void publisher_send(struct publisher *p, struct db *db,
-                    const struct outbox_event *evs, const size_t *idx,
-                    size_t n, struct publish_result *res);
+                    const struct outbox_event *evs, const size_t *idx, size_t n,
+                    struct publish_result *res);
 
 /* Declares one consumer's queues now, if the broker is reachable (a
  * consumer's creation).  Failures are logged; the next fresh connection

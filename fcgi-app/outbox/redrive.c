@@ -146,7 +146,7 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
         if (mode == ROWS_RELAY &&
             (st == ORDER_HELD || o == PUBLISH_CIRCUIT_OPEN))
             continue; /* untouched, not counted */
-        const char *why = st == ORDER_HELD ? REDRIVE_HELD_REASON
+        const char *why = st == ORDER_HELD  ? REDRIVE_HELD_REASON
                           : o == PUBLISH_OK ? NULL
                                             : sb_str(&res[i].reason);
         recs[nrec].event_id = ev->event_id;
@@ -208,8 +208,8 @@ cursor_after(struct cursor *c, const struct outbox_event *last)
 static int
 run_batch(struct publisher *p, struct db *db, const struct redrive_params *rp,
           const struct redrive_query *q, struct cursor *cur,
-          const char **fail_fast_reason, struct redrive_summary *s,
-          bool *more, struct app_err *err)
+          const char **fail_fast_reason, struct redrive_summary *s, bool *more,
+          struct app_err *err)
 {
     struct outbox_rows rows = {0};
     bool stop = false;
@@ -219,10 +219,9 @@ run_batch(struct publisher *p, struct db *db, const struct redrive_params *rp,
         outbox_db_lock_timeout(db, REDRIVE_LOCK_TIMEOUT_MS, err) < 0 ||
         outbox_db_lock_batch(db, q, &rows, err) < 0)
         goto fail;
-    if (rows.n > 0 && redrive_rows(p, db, rows_mode(rp->kind), &rows,
-                                   rp->max_try_count, fail_fast_reason, s,
-                                   &stop,
-                                   err) < 0)
+    if (rows.n > 0 &&
+        redrive_rows(p, db, rows_mode(rp->kind), &rows, rp->max_try_count,
+                     fail_fast_reason, s, &stop, err) < 0)
         goto fail;
     if (db_commit(db, err) < 0)
         goto fail;
@@ -281,9 +280,10 @@ redrive_run(struct publisher *p, struct db *db, const struct redrive_params *rp,
             .after_sequence = cur.set ? cur.sequence : NULL,
             .after_event_id = cur.set ? cur.event_id : NULL,
         };
-        if (run_batch(p, db, rp, &q, &cur, fail_fast_reason, s, &more, err) <
-            0)
+        if (run_batch(p, db, rp, &q, &cur, fail_fast_reason, s, &more, err) < 0)
             goto out;
+        if (more && rp->should_stop != NULL && rp->should_stop())
+            break;
     }
     rc = 0;
 out:

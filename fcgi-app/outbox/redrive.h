@@ -33,11 +33,14 @@
 struct redrive_params {
     enum redrive_kind kind;
     long period_days;
-    const char *event_types;  /* JSON array text, or NULL */
-    const char *consumer_id;  /* redeliver's owner filter, or NULL */
-    long long max_try_count;  /* events at or above it are skipped; <0 none */
-    long batch;               /* FINTEGRATE_REDRIVE_BATCH */
-    long backoff_ms;          /* the relay's FINTEGRATE_RELAY_BACKOFF_MS */
+    const char *event_types; /* JSON array text, or NULL */
+    const char *consumer_id; /* redeliver's owner filter, or NULL */
+    long long max_try_count; /* events at or above it are skipped; <0 none */
+    long batch;              /* FINTEGRATE_REDRIVE_BATCH */
+    long backoff_ms;         /* the relay's FINTEGRATE_RELAY_BACKOFF_MS */
+    /* Asked between batches (may be NULL): true ends the run there, with
+     * what was done committed (the relay's process is being stopped). */
+    bool (*should_stop)(void);
 };
 
 struct redrive_summary {
@@ -67,9 +70,9 @@ void redrive_summary_free(struct redrive_summary *s);
 
 /* How redrive_rows() treats a set of loaded events. */
 enum redrive_rows_mode {
-    ROWS_INLINE,  /* just committed: held ones recorded as held */
-    ROWS_RESEND,  /* held ones recorded as held (counted failed) */
-    ROWS_RELAY,   /* held ones untouched; a lost connection ends the pass */
+    ROWS_INLINE,    /* just committed: held ones recorded as held */
+    ROWS_RESEND,    /* held ones recorded as held (counted failed) */
+    ROWS_RELAY,     /* held ones untouched; a lost connection ends the pass */
     ROWS_REDELIVER, /* no order rule: redeliver republishes published ones */
 };
 
@@ -82,10 +85,10 @@ enum redrive_rows_mode {
  * (may be NULL).  *stop is set when the run should end here (the relay lost
  * the broker).  0, or -1 with err when recording failed.
  */
-int redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
-                 const struct outbox_rows *rows, long long max_try_count,
-                 const char **fail_fast_reason, struct redrive_summary *s,
-                 bool *stop, struct app_err *err)
+int redrive_rows(struct publisher *p, struct db *db,
+                 enum redrive_rows_mode mode, const struct outbox_rows *rows,
+                 long long max_try_count, const char **fail_fast_reason,
+                 struct redrive_summary *s, bool *stop, struct app_err *err)
     __attribute__((warn_unused_result));
 
 #endif

@@ -24,7 +24,7 @@ relay_outcome_label(enum relay_outcome o)
 
 enum relay_outcome
 relay_pass(struct publisher *p, struct db *db, const struct config *cfg,
-           long long *published)
+           bool (*should_stop)(void), long long *published)
 {
     struct app_err err = APP_ERR_INIT;
     struct redrive_summary s = {0};
@@ -35,6 +35,7 @@ relay_pass(struct publisher *p, struct db *db, const struct config *cfg,
         .max_try_count = -1,
         .batch = cfg->redrive_batch,
         .backoff_ms = cfg->relay_backoff_ms,
+        .should_stop = should_stop,
     };
 
     *published = 0;
@@ -46,7 +47,7 @@ relay_pass(struct publisher *p, struct db *db, const struct config *cfg,
         goto count;
     }
     *published = s.succeeded;
-    out = s.broker_down       ? RELAY_BROKER_DOWN
+    out = s.broker_down     ? RELAY_BROKER_DOWN
           : s.succeeded > 0 ? RELAY_PUBLISHED
                             : RELAY_IDLE;
     if (s.attempted > 0 || s.broker_down)

@@ -29,9 +29,11 @@ enum relay_outcome {
     RELAY_ERROR,       /* the database failed */
 };
 
-/* Runs one pass; *published = events the broker confirmed. */
+/* Runs one pass; *published = events the broker confirmed.
+ * `should_stop` (may be NULL) is asked between batches. */
 enum relay_outcome relay_pass(struct publisher *p, struct db *db,
-                              const struct config *cfg, long long *published);
+                              const struct config *cfg,
+                              bool (*should_stop)(void), long long *published);
 
 /* The metric label: "published", "idle", "broker_down", "error". */
 const char *relay_outcome_label(enum relay_outcome o);

@@ -178,11 +178,10 @@ reap(struct master *m)
             continue;
         bool abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (abnormal)
-            log_warn("master: %s %d %s %d", c->relay ? "relay" : "worker",
-                     (int)pid,
-                     WIFSIGNALED(status) ? "killed by signal" : "exited with",
-                     WIFSIGNALED(status) ? WTERMSIG(status)
-                                         : WEXITSTATUS(status));
+            log_warn(
+                "master: %s %d %s %d", c->relay ? "relay" : "worker", (int)pid,
+                WIFSIGNALED(status) ? "killed by signal" : "exited with",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         metrics_clear_slot((size_t)(c - m->children));
         if (!c->retiring && !m->stopping) {
             m->restarts++;

@@ -8,6 +8,7 @@
 #include "../metrics/metrics.h"
 #include "../outbox/publisher.h"
 #include "../outbox/relay.h"
+#include "stop_signals.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -25,26 +26,14 @@ on_stop(int signo)
     stop_requested = 1;
 }
 
-/* A stop interrupts only the wait between passes: during a pass the stop
- * signals are blocked, so a batch is never cut between publishing and
- * recording (that would republish it). */
-static void
-install_signals(sigset_t *stop_set)
+static sigset_t stop_set;
+
+/* Asked between batches: a stop waiting ends the pass after the batch in
+ * hand, well within the master's grace. */
+static bool
+stop_pending(void)
 {
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGCHLD, SIG_DFL);
-    sigemptyset(stop_set);
-    sigaddset(stop_set, SIGTERM);
-    sigaddset(stop_set, SIGINT);
-    sigaddset(stop_set, SIGQUIT);
-    sigprocmask(SIG_BLOCK, stop_set, NULL);
+    return stop_signals_pending(&stop_set);
 }
 
 /* Sleeps until `until` (monotonic ms) or a stop. */
@@ -67,7 +56,6 @@ wait_until(long long until)
 _Noreturn void
 relay_main(const struct config *cfg, size_t slot)
 {
-    sigset_t stop_set;
     struct db db;
     struct publisher pub;
 
@@ -77,7 +65,7 @@ relay_main(const struct config *cfg, size_t slot)
     /* /proc/PID/comm: how ps, the tests and the bench tell it from the
      * workers */
     prctl(PR_SET_NAME, "fi-relay");
-    install_signals(&stop_set);
+    stop_signals_install(&stop_set, on_stop);
     metrics_set_slot(slot);
     if (db_init(&db, cfg->db_url) < 0 || publisher_init(&pub, cfg) < 0) {
         log_error("relay: out of memory");
@@ -91,7 +79,7 @@ relay_main(const struct config *cfg, size_t slot)
             break;
         next = mono_ms() + cfg->relay_interval_ms;
         long long published;
-        relay_pass(&pub, &db, cfg, &published);
+        relay_pass(&pub, &db, cfg, stop_pending, &published);
     }
     publisher_free(&pub);
     db_close(&db);

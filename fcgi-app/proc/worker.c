@@ -7,6 +7,7 @@
 #include "../http/pipeline.h"
 #include "../metrics/metrics.h"
 #include "../outbox/publisher.h"
+#include "stop_signals.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -23,46 +24,6 @@ on_stop(int signo)
 {
     (void)signo;
     stop_requested = 1;
-}
-
-/* The stop signals stay blocked all the time except inside ppoll(), which
- * unblocks them atomically while it waits.  So a stop can interrupt only
- * the wait for a connection — never libfcgi's accept, its reads of the
- * request, or a request being served (an interrupted read there would drop
- * the connection: a 502 for the client). */
-static void
-install_signals(sigset_t *stop_set)
-{
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop; /* no SA_RESTART: a blocked accept returns */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* nginx may close mid-write */
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGCHLD, SIG_DFL);
-
-    sigemptyset(stop_set);
-    sigaddset(stop_set, SIGTERM);
-    sigaddset(stop_set, SIGINT);
-    sigaddset(stop_set, SIGQUIT);
-    sigprocmask(SIG_BLOCK, stop_set, NULL);
-}
-
-/* Whether a stop signal is waiting.  ppoll() delivers pending signals only
- * when it would sleep: under steady load the socket is always readable, it
- * returns at once, and the signal would stay blocked for ever — so ask. */
-static bool
-stop_pending(const sigset_t *stop_set)
-{
-    sigset_t pending;
-    if (sigpending(&pending) < 0)
-        return false;
-    for (int s = 1; s < NSIG; s++)
-        if (sigismember(stop_set, s) == 1 && sigismember(&pending, s) == 1)
-            return true;
-    return false;
 }
 
 /* Waits until a connection is pending or a stop is requested. */
@@ -94,7 +55,7 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         _exit(0); /* the master died before we got here */
-    install_signals(&stop_set);
+    stop_signals_install(&stop_set, on_stop);
     metrics_set_slot(slot);
 
     if (FCGX_Init() != 0 ||
@@ -126,7 +87,7 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
     while (!stop_requested) {
         if (!wait_readable(listen_fd))
             continue;
-        if (stop_pending(&stop_set))
+        if (stop_signals_pending(&stop_set))
             break;
         /* The listening socket is non-blocking (the master set it): when
          * another worker won the connection, this returns at once. */

@@ -3,8 +3,10 @@
  *
  * HTTP through libcurl (one connection cache per thread), envelope checks
  * against API.md §1.1, SQL through one libpq connection owned by the main
- * thread, consumers and keys written straight in SQL, and /proc helpers for
- * the FastCGI pool. Contracts are in itest.h.
+ * thread, consumers and keys written straight in SQL, /proc helpers for
+ * the FastCGI pool, child processes (spawn, stop, restart the pool with
+ * another environment), outbox backlogs written in SQL and re-drive
+ * summaries. Contracts are in itest.h.
  */
 #include "itest.h"
 
@@ -15,10 +17,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1333,4 +1338,397 @@ itest_stack(const char *verb)
     if (rc == -1 || !WIFEXITED(rc))
         return -1;
     return WEXITSTATUS(rc);
+}
+
+/* ------------------------------------------------- processes, files */
+
+int
+itest_app_restart(void)
+{
+    if (itest_stack("app-stop") != 0) {
+        fprintf(stderr, "itest: scripts/stack.sh app-stop failed\n");
+        return -1;
+    }
+    if (itest_stack("app-start") != 0) {
+        fprintf(stderr, "itest: scripts/stack.sh app-start failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Built before the signal can arrive; read by the handler only. */
+static char g_signal_cmd[8192];
+
+static void
+on_stop_signal(int sig)
+{
+    if (g_signal_cmd[0] != '\0') {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *const argv[] = {"/bin/sh", "-c", g_signal_cmd, NULL};
+            execv("/bin/sh", argv);
+            _exit(127);
+        }
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    }
+    _exit(128 + sig);
+}
+
+void
+itest_on_signal_run(const char *command)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    snprintf(g_signal_cmd, sizeof(g_signal_cmd), "%s",
+             command != NULL ? command : "");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void
+itest_sh_env_cmd(char *buf, size_t size, const char *name, const char *value)
+{
+    size_t len = strlen(buf);
+    if (value == NULL) {
+        snprintf(buf + len, size - len, "unset %s; ", name);
+        return;
+    }
+    len += (size_t)snprintf(buf + len, size - len, "export %s='", name);
+    if (len + 5 >= size)
+        return; /* truncated: the command is useless anyway */
+    for (const char *p = value; *p && len + 5 < size; p++) {
+        if (*p == '\'') {
+            memcpy(buf + len, "'\\''", 4);
+            len += 4;
+        } else {
+            buf[len++] = *p;
+        }
+    }
+    buf[len] = '\0';
+    snprintf(buf + len, size - len, "'; ");
+}
+
+void
+itest_setenv_or_unset(const char *name, const char *value)
+{
+    if (value != NULL)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
+pid_t
+itest_spawn_at(const char *file, int line, const char *const *argv,
+               const char *const *env, const char *out_path,
+               const char *err_path)
+{
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        itest_failf_at(file, line, "fork: %s", strerror(errno));
+    if (pid > 0)
+        return pid;
+    /* the child */
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(126); /* the test died before the line above */
+    const char *o = out_path != NULL ? out_path : "/dev/null";
+    const char *e = err_path != NULL ? err_path : "/dev/null";
+    int fo = open(o, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fe = open(e, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fi = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fo < 0 || fe < 0 || fi < 0 || dup2(fi, 0) < 0 || dup2(fo, 1) < 0 ||
+        dup2(fe, 2) < 0)
+        _exit(126);
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (eq == NULL)
+            continue;
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - env[i]), env[i]);
+        if (eq[1] == '\0')
+            unsetenv(name);
+        else
+            setenv(name, eq + 1, 1);
+    }
+    execv(argv[0], (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int
+itest_stop_process(pid_t pid, double timeout_s)
+{
+    int st = 0;
+    if (pid <= 0)
+        return -1;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid)
+        return st;
+    if (r < 0)
+        return -1;
+    kill(pid, SIGTERM);
+    double until = itest_now() + timeout_s;
+    while (itest_now() < until) {
+        r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0)
+            return -1;
+        itest_sleep_ms(20);
+    }
+    fprintf(stderr,
+            "itest: pid %ld did not stop within %.0f s of SIGTERM: "
+            "SIGKILL to its process group\n",
+            (long)pid, timeout_s);
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    return waitpid(pid, &st, 0) == pid ? st : -1;
+}
+
+int
+itest_count_lines(const char *path, const char *n1, const char *n2,
+                  const char *n3)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int n = 0;
+    if (f == NULL)
+        return 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n')
+            break; /* still being written */
+        if ((n1 == NULL || strstr(line, n1)) &&
+            (n2 == NULL || strstr(line, n2)) &&
+            (n3 == NULL || strstr(line, n3)))
+            n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
+/* Inodes of the TCP sockets listed in a /proc/net/tcp-style file whose
+ * local port is port, appended to ino (up to max); returns the new count. */
+static int
+tcp_inodes(const char *table, int port, unsigned long *ino, int n, int max)
+{
+    FILE *f = fopen(table, "r");
+    char line[512];
+    if (f == NULL)
+        return n;
+    if (fgets(line, sizeof(line), f) == NULL) { /* the header */
+        fclose(f);
+        return n;
+    }
+    while (n < max && fgets(line, sizeof(line), f) != NULL) {
+        char local[64], remote[64];
+        unsigned st, uid;
+        unsigned long inode;
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %u %*s %lu", local,
+                   remote, &st, &uid, &inode) != 5)
+            continue;
+        const char *colon = strrchr(local, ':');
+        if (colon == NULL)
+            continue;
+        if ((int)strtol(colon + 1, NULL, 16) == port && inode != 0)
+            ino[n++] = inode;
+    }
+    fclose(f);
+    return n;
+}
+
+pid_t
+itest_tcp_port_owner(pid_t parent, int local_port)
+{
+    unsigned long ino[16];
+    int n = tcp_inodes("/proc/net/tcp", local_port, ino, 0, 16);
+    n = tcp_inodes("/proc/net/tcp6", local_port, ino, n, 16);
+    if (n == 0)
+        return -1;
+    pid_t kids[256];
+    int k = itest_children(parent, kids, 256);
+    for (int i = 0; i < k; i++) {
+        char dir[64];
+        snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)kids[i]);
+        DIR *d = opendir(dir);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char path[320], target[128];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            ssize_t len = readlink(path, target, sizeof(target) - 1);
+            if (len <= 0)
+                continue;
+            target[len] = '\0';
+            unsigned long sock;
+            if (sscanf(target, "socket:[%lu]", &sock) != 1)
+                continue;
+            for (int j = 0; j < n; j++) {
+                if (ino[j] == sock) {
+                    closedir(d);
+                    return kids[i];
+                }
+            }
+        }
+        closedir(d);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------ outbox */
+
+PGconn *
+itest_pg_connect_at(const char *file, int line)
+{
+    PGconn *c = PQconnectdb(g_db_url);
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s",
+                 c != NULL ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        itest_failf_at(file, line, "cannot connect to %s: %s", g_db_url, msg);
+    }
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    return c;
+}
+
+long
+itest_backlog_insert_at(const char *file, int line, const char *consumer_id,
+                        const char *prefix, int n, int per_customer)
+{
+    char sn[16], sk[16];
+    snprintf(sn, sizeof(sn), "%d", n);
+    snprintf(sk, sizeof(sk), "%d", per_customer);
+    /* $1 consumer, $2 name prefix, $3 customers, $4 events per customer.
+     * The CTEs are materialised once, so every gen_random_uuid() is one
+     * id, used for the row and inside its payload alike. */
+    PGresult *r = itest_sql_at(
+        file, line,
+        "WITH b AS (SELECT now() - interval '1 hour' AS t0), "
+        "c AS ("
+        "  INSERT INTO customers (customer_id, consumer_id, name, status, "
+        "                         created_at, updated_at) "
+        "  SELECT gen_random_uuid(), $1::uuid, $2 || '-' || g, 'ACTIVE', "
+        "         b.t0 - interval '1 minute', b.t0 - interval '1 minute' "
+        "    FROM generate_series(0, $3::int - 1) g, b "
+        "  RETURNING customer_id, name), "
+        "k AS (SELECT customer_id, name, "
+        "             row_number() OVER (ORDER BY customer_id) - 1 AS k "
+        "        FROM c), "
+        "ev AS ("
+        "  SELECT gen_random_uuid() AS event_id, k.customer_id, k.name, "
+        "         s.seq, "
+        "         CASE WHEN s.seq = 1 THEN 'customer_creation' "
+        "              ELSE 'customer_status_change' END AS type, "
+        "         CASE WHEN s.seq = 1 THEN 'POST: /customer/data' "
+        "              ELSE 'PATCH: /customer/change-status' END AS src, "
+        "         b.t0 + ((s.seq - 1) * $3::bigint + k.k) "
+        "                * interval '1 millisecond' AS ts "
+        "    FROM k, generate_series(1, $4::int) s(seq), b) "
+        "INSERT INTO customer_events (event_id, customer_id, consumer_id, "
+        "  event_type, source_service, sequence, payload, request_id, "
+        "  created_at, publish_status, publish_try_count, "
+        "  publish_last_tried_at, publish_failure_reason) "
+        "SELECT ev.event_id, ev.customer_id, $1::uuid, ev.type, ev.src, "
+        "       ev.seq, "
+        "       json_build_object("
+        "         'schema_version', '1.0', 'event_id', ev.event_id, "
+        "         'event_type', ev.type, 'sequence', ev.seq, "
+        "         'consumer_id', $1::uuid, 'customer_id', ev.customer_id, "
+        "         'data', CASE WHEN ev.seq = 1 THEN json_build_object("
+        "             'customer_id', ev.customer_id, 'name', ev.name, "
+        "             'status', 'ACTIVE') "
+        "           ELSE json_build_object("
+        "             'customer_id', ev.customer_id, "
+        "             'previous_status', CASE WHEN ev.seq % 2 = 0 "
+        "               THEN 'ACTIVE' ELSE 'INACTIVE' END, "
+        "             'status', CASE WHEN ev.seq % 2 = 0 "
+        "               THEN 'INACTIVE' ELSE 'ACTIVE' END) END, "
+        "         'metadata', json_build_object("
+        "           'created_at', fintegrate_ts(ev.ts), "
+        "           'source_service', ev.src, "
+        "           'request_id', 'itest-backlog')), "
+        "       'itest-backlog', ev.ts, 'pending', 1, ev.ts, "
+        "       'Broker circuit open' "
+        "  FROM ev",
+        (const char *const[]){consumer_id, prefix, sn, sk}, 4);
+    long rows = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (rows != (long)n * per_customer)
+        itest_failf_at(file, line, "backlog: %ld events written, want %ld",
+                       rows, (long)n * per_customer);
+    return rows;
+}
+
+void
+itest_assert_redrive_summary_at(const char *file, int line,
+                                const struct itest_resp *resp,
+                                struct itest_redrive_summary *s)
+{
+    memset(s, 0, sizeof(*s));
+    json_t *d = itest_assert_envelope_at(file, line, resp, 200);
+    itest_assert_keys_at(file, line, resp, d, "summary", "failed_events",
+                         "failed_events_truncated", NULL);
+    json_t *sum = json_object_get(d, "summary");
+    itest_assert_keys_at(file, line, resp, sum, "total_pending", "attempted",
+                         "succeeded", "failed", "skipped", NULL);
+    static const char *const k[] = {"total_pending", "attempted", "succeeded",
+                                    "failed", "skipped"};
+    long *dst[] = {&s->total_pending, &s->attempted, &s->succeeded, &s->failed,
+                   &s->skipped};
+    for (int i = 0; i < 5; i++) {
+        json_t *v = json_object_get(sum, k[i]);
+        itest_expect_at(file, line, resp,
+                        json_is_integer(v) && json_integer_value(v) >= 0,
+                        "summary.%s must be a non-negative integer", k[i]);
+        *dst[i] = (long)json_integer_value(v);
+    }
+    itest_expect_at(file, line, resp,
+                    s->total_pending == s->attempted + s->skipped,
+                    "total_pending (%ld) must be attempted (%ld) + skipped "
+                    "(%ld)",
+                    s->total_pending, s->attempted, s->skipped);
+    itest_expect_at(file, line, resp, s->attempted == s->succeeded + s->failed,
+                    "attempted (%ld) must be succeeded (%ld) + failed (%ld)",
+                    s->attempted, s->succeeded, s->failed);
+    s->failed_events = json_object_get(d, "failed_events");
+    itest_expect_at(file, line, resp, json_is_array(s->failed_events),
+                    "failed_events must be an array");
+    size_t want = s->failed > 100 ? 100 : (size_t)s->failed;
+    itest_expect_at(file, line, resp, json_array_size(s->failed_events) == want,
+                    "failed_events has %zu entries, want %zu",
+                    json_array_size(s->failed_events), want);
+    json_t *tr = json_object_get(d, "failed_events_truncated");
+    s->truncated = json_is_true(tr);
+    itest_expect_at(file, line, resp,
+                    json_is_boolean(tr) && s->truncated == (s->failed > 100),
+                    "failed_events_truncated must say whether more than 100 "
+                    "failed");
+    size_t i;
+    json_t *fe;
+    json_array_foreach(s->failed_events, i, fe)
+    {
+        itest_assert_keys_at(file, line, resp, fe, "event_id", "event_type",
+                             "try_count", "failure_reason", NULL);
+        const char *why = itest_jstr(fe, "failure_reason");
+        itest_expect_at(file, line, resp, why != NULL && why[0] != '\0',
+                        "failed_events[%zu].failure_reason must be a sentence",
+                        i);
+    }
 }

@@ -447,4 +447,126 @@ double itest_now(void);
  */
 int itest_stack(const char *verb);
 
+/* ------------------------------------------------- processes, files */
+
+/*
+ * Restarts the FastCGI pool: scripts/stack.sh app-stop, then app-start
+ * (which waits until GET /health answers through nginx). The pool inherits
+ * this process's environment, so setenv/unsetenv of a FINTEGRATE_* setting
+ * before the call starts it with that setting. Returns 0, or -1 after
+ * printing which step failed.
+ */
+int itest_app_restart(void);
+
+/*
+ * On SIGTERM or SIGINT (the suite's timeout, Ctrl-C) runs `/bin/sh -c
+ * command` and then exits 128 + the signal: a binary that changed the
+ * stack (a stopped broker, a pool started with another setting) puts it
+ * back even when it is stopped from outside. command is copied; NULL
+ * removes the handler's command (the signal then just exits).
+ */
+void itest_on_signal_run(const char *command);
+
+/*
+ * Appends to buf (NUL-terminated, size bytes) "export NAME='value'; " or,
+ * when value is NULL, "unset NAME; ": the start of an itest_on_signal_run
+ * command that gives the pool its environment back before restarting it.
+ */
+void itest_sh_env_cmd(char *buf, size_t size, const char *name,
+                      const char *value);
+
+/* setenv(name, value), or unsetenv(name) when value is NULL. */
+void itest_setenv_or_unset(const char *name, const char *value);
+
+/*
+ * Forks and execs argv[0] (a path) with argv, the inherited environment
+ * plus `env` ("NAME=value" strings, NULL-terminated, may be NULL; "NAME="
+ * with nothing after the '=' unsets NAME), stdout and stderr appended to
+ * out_path and err_path (NULL: /dev/null). The child gets its own process
+ * group (its pid) and SIGTERM when this process dies (PR_SET_PDEATHSIG),
+ * so nothing it starts outlives a crashed test. Returns the pid; asserts
+ * that fork worked.
+ */
+#define itest_spawn(argv, env, out_path, err_path)                             \
+    itest_spawn_at(__FILE__, __LINE__, (argv), (env), (out_path), (err_path))
+pid_t itest_spawn_at(const char *file, int line, const char *const *argv,
+                     const char *const *env, const char *out_path,
+                     const char *err_path);
+
+/*
+ * Stops a process started by itest_spawn: SIGTERM, up to timeout_s for it
+ * to exit, then SIGKILL to its whole process group. Returns its wait
+ * status (WIFEXITED...), or -1 when it was not our child any more.
+ */
+int itest_stop_process(pid_t pid, double timeout_s);
+
+/*
+ * Complete lines (ending in '\n') of a file that contain every non-NULL
+ * needle; 0 when the file cannot be read.
+ */
+int itest_count_lines(const char *path, const char *n1, const char *n2,
+                      const char *n3);
+
+/*
+ * The process, among parent's live children, that holds a TCP socket
+ * (IPv4 or IPv6) whose local port is local_port: /proc/net/tcp{,6} give
+ * the socket's inode, /proc/PID/fd who holds it. For example the worker
+ * behind a PostgreSQL backend, from pg_stat_activity.client_port. -1 when
+ * none (needs the right to read the children's /proc/PID/fd: the suite
+ * runs as root).
+ */
+pid_t itest_tcp_port_owner(pid_t parent, int local_port);
+
+/* ------------------------------------------------------------ outbox */
+
+/*
+ * A connection of the test's own (PQfinish it), apart from the one
+ * itest_sql uses: to hold a transaction (row locks) while requests run.
+ * Asserts that it connected.
+ */
+#define itest_pg_connect() itest_pg_connect_at(__FILE__, __LINE__)
+PGconn *itest_pg_connect_at(const char *file, int line);
+
+/*
+ * Writes a backlog straight in SQL, as a broker outage leaves it: n
+ * customers of consumer_id named "<prefix>-<i>", each with per_customer
+ * events (sequence 1 a customer_creation, then customer_status_change),
+ * every payload the API.md §5 message of its row (event_id, type,
+ * sequence, owner, data, metadata with created_at in the §1 format),
+ * publish_status pending, publish_try_count 1 (a failed inline try),
+ * publish_last_tried_at = created_at, reason "Broker circuit open".
+ * created_at starts an hour ago and grows by 1 ms per event in the order
+ * (sequence, customer): customers interleave, and created_at order agrees
+ * with every customer's sequence order. One statement: all or nothing,
+ * visible at once. Returns the number of events (n * per_customer).
+ */
+#define itest_backlog_insert(consumer_id, prefix, n, per_customer)             \
+    itest_backlog_insert_at(__FILE__, __LINE__, (consumer_id), (prefix), (n),  \
+                            (per_customer))
+long itest_backlog_insert_at(const char *file, int line,
+                             const char *consumer_id, const char *prefix, int n,
+                             int per_customer);
+
+/* The summary of POST /events/resend or /events/redeliver. */
+struct itest_redrive_summary {
+    long total_pending, attempted, succeeded, failed, skipped;
+    json_t *failed_events; /* borrowed from the response */
+    bool truncated;        /* failed_events_truncated */
+};
+
+/*
+ * Asserts that resp is the 200 answer of a resend or redeliver in the
+ * shape of API.md §3 and §6: data has exactly summary, failed_events and
+ * failed_events_truncated; the five counts are non-negative integers with
+ * total_pending = attempted + skipped and attempted = succeeded + failed;
+ * failed_events holds min(failed, 100) entries of {event_id, event_type,
+ * try_count, failure_reason (a sentence)}; failed_events_truncated says
+ * whether more than 100 failed. Fills *s.
+ */
+#define itest_assert_redrive_summary(resp, s)                                  \
+    itest_assert_redrive_summary_at(__FILE__, __LINE__, (resp), (s))
+void itest_assert_redrive_summary_at(const char *file, int line,
+                                     const struct itest_resp *resp,
+                                     struct itest_redrive_summary *s);
+
 #endif /* ITEST_H */

@@ -1,8 +1,8 @@
 /*
  * tests/integration/itest_amqp.h — what the outbox tests need from the
  * broker's side, header-only (the Makefile links every integration binary
- * with itest.o alone; this file is included by test_outbox.c and
- * test_outage.c):
+ * with itest.o alone; this file is included by test_outbox.c,
+ * test_outage.c, test_redrive.c and test_relay.c):
  *
  *   - a small AMQP consumer with librabbitmq 0.11 (<amqp.h>,
  *     <amqp_tcp_socket.h>): basic.consume with manual acks on one queue,
@@ -11,13 +11,15 @@
  *     basic.consume.  Every message read is acked at once.
  *   - the RabbitMQ management HTTP API on 127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT
  *     (guest/guest), for the queue arguments and bindings as the broker
- *     reports them.
+ *     reports them, policies and purges.
+ *   - tallies: a queue read to the end against the expected event ids
+ *     (each once? in order within each customer?), streaming, for
+ *     backlogs of tens of thousands.
  *
  * The broker is named by FINTEGRATE_AMQP_URL and FINTEGRATE_AMQP_MGMT_PORT
  * (scripts/test.sh exports both).  Assertions are itest_failf (cmocka).
  *
- * NOTE: the Makefile does not track this header as a dependency of the test
- * binaries; after editing it, touch test_outbox.c and test_outage.c.
+ * The test binaries track this header through their .d files (Makefile).
  */
 #ifndef ITEST_AMQP_H
 #define ITEST_AMQP_H
@@ -28,6 +30,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <curl/curl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,19 +315,23 @@ itest_mgmt_write(char *data, size_t size, size_t nmemb, void *user)
 }
 
 /*
- * GET http://127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT<path> as guest/guest.
- * Returns the HTTP status (0 when the request failed) and, when the body is
- * JSON, *json (owned; NULL otherwise).
+ * method (GET, PUT, DELETE...) http://127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT
+ * <path> as guest/guest, with a JSON body when body is not NULL. Returns
+ * the HTTP status (0 when the request failed) and, when json is not NULL
+ * and the body is JSON, *json (owned; NULL otherwise).
  */
 static inline long
-itest_mgmt_get(const char *path, json_t **json)
+itest_mgmt_request(const char *method, const char *path, const char *body,
+                   json_t **json)
 {
     const char *port = itest_env("FINTEGRATE_AMQP_MGMT_PORT");
     char url[512];
     struct itest_mgmt_buf b = {NULL, 0};
     long status = 0;
+    struct curl_slist *hdr = NULL;
 
-    *json = NULL;
+    if (json != NULL)
+        *json = NULL;
     if (port == NULL) {
         fprintf(stderr, "itest_amqp: FINTEGRATE_AMQP_MGMT_PORT is not set\n");
         return 0;
@@ -334,18 +341,48 @@ itest_mgmt_get(const char *path, json_t **json)
     if (c == NULL)
         return 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_USERPWD, "guest:guest");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, itest_mgmt_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body != NULL) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    if (b.p != NULL)
+    curl_slist_free_all(hdr);
+    if (b.p != NULL && json != NULL)
         *json = json_loads(b.p, 0, NULL);
     free(b.p);
     return status;
+}
+
+/*
+ * GET http://127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT<path> as guest/guest.
+ * Returns the HTTP status (0 when the request failed) and, when the body is
+ * JSON, *json (owned; NULL otherwise).
+ */
+static inline long
+itest_mgmt_get(const char *path, json_t **json)
+{
+    return itest_mgmt_request("GET", path, NULL, json);
+}
+
+/* Drops every ready message of a queue (DELETE .../contents); true on
+ * success. For clean-up: a test that failed half-way leaves no backlog
+ * in the broker for the binaries after it. */
+static inline bool
+itest_mgmt_purge(const char *queue)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/queues/%%2F/%s/contents", queue);
+    long st = itest_mgmt_request("DELETE", path, NULL, NULL);
+    return st >= 200 && st < 300;
 }
 
 /* Is the broker's management API answering (GET /api/overview)? */
@@ -475,6 +512,151 @@ itest_assert_consumer_queues_at(const char *file, int line, const char *name)
         itest_failf_at(file, line,
                        "DLQ %s is not bound to fintegrate.dlx with %s", dlq,
                        name);
+}
+
+/* ------------------------------------------------------------ tallies */
+
+/*
+ * What a test expects in a queue, for amqp_sub_tally: each event once,
+ * and within a group (a customer, say) ranks (sequences) never going
+ * down. group must lie in [0, n) for n expected messages.
+ */
+struct amqp_expected {
+    char id[37];
+    long group;
+    long rank;
+    int count; /* out: how many times it arrived */
+};
+
+struct amqp_tally {
+    size_t total;      /* messages read */
+    size_t distinct;   /* expected ids that arrived at least once */
+    size_t duplicates; /* arrivals of expected ids beyond the first */
+    size_t unknown;    /* messages whose message_id is not expected */
+    size_t disorder;   /* first arrivals ranked below an earlier one of
+                          their group */
+    char first_unknown[64], first_disorder[160];
+};
+
+static inline int
+amqp_expected_cmp(const void *a, const void *b)
+{
+    const struct amqp_expected *x = *(const struct amqp_expected *const *)a;
+    const struct amqp_expected *y = *(const struct amqp_expected *const *)b;
+    return strcmp(x->id, y->id);
+}
+
+/*
+ * Reads messages from s until every one of the n expected has arrived (or
+ * timeout_ms has passed), then settle_ms more (a duplicate or an extra
+ * shows up there), and counts (acked, bodies dropped: it streams, so a
+ * backlog of any size fits). exp[i].count is filled.
+ */
+static inline void
+amqp_sub_tally(struct amqp_sub *s, struct amqp_expected *exp, size_t n,
+               long timeout_ms, long settle_ms, struct amqp_tally *t)
+{
+    struct amqp_expected **byid = calloc(n + 1, sizeof *byid);
+    long *last = malloc((n + 1) * sizeof *last);
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < n; i++) {
+        exp[i].count = 0;
+        byid[i] = &exp[i];
+        last[i] = LONG_MIN;
+    }
+    qsort(byid, n, sizeof *byid, amqp_expected_cmp);
+    double deadline = itest_now() + (double)timeout_ms / 1000.0;
+    bool settling = n == 0;
+    if (settling)
+        deadline = itest_now() + (double)settle_ms / 1000.0;
+    for (;;) {
+        double left = deadline - itest_now();
+        if (left <= 0) {
+            if (settling)
+                break;
+            settling = true;
+            deadline = itest_now() + (double)settle_ms / 1000.0;
+            continue;
+        }
+        struct amqp_msg m;
+        int rc = amqp_sub_next(s, &m, (long)(left * 1000.0) + 1);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        t->total++;
+        struct amqp_expected key, *kp = &key;
+        size_t idlen = strlen(m.message_id);
+        memcpy(key.id, m.message_id, idlen < 36 ? idlen : 36);
+        key.id[idlen < 36 ? idlen : 36] = '\0';
+        struct amqp_expected **hit =
+            idlen == 36 ? bsearch(&kp, byid, n, sizeof *byid, amqp_expected_cmp)
+                        : NULL;
+        if (hit == NULL) {
+            if (t->unknown++ == 0)
+                snprintf(t->first_unknown, sizeof t->first_unknown, "%s",
+                         m.message_id[0] ? m.message_id : "(no message_id)");
+        } else if ((*hit)->count++ > 0) {
+            t->duplicates++;
+        } else {
+            struct amqp_expected *e = *hit;
+            t->distinct++;
+            if (e->group >= 0 && (size_t)e->group < n) {
+                if (e->rank < last[e->group] && t->disorder++ == 0)
+                    snprintf(t->first_disorder, sizeof t->first_disorder,
+                             "%s (rank %ld after rank %ld of its group)", e->id,
+                             e->rank, last[e->group]);
+                if (e->rank > last[e->group])
+                    last[e->group] = e->rank;
+            }
+        }
+        amqp_msg_free(&m);
+        if (!settling && t->distinct == n) {
+            settling = true;
+            deadline = itest_now() + (double)settle_ms / 1000.0;
+        }
+    }
+    free(byid);
+    free(last);
+}
+
+/*
+ * The expected messages from SQL: query (one text parameter, e.g. a
+ * consumer_id) returns event_id, group (0-based, dense), rank. Returns how
+ * many; *out is owned (free()).
+ */
+#define amqp_expected_sql(query, param, out)                                   \
+    amqp_expected_sql_at(__FILE__, __LINE__, (query), (param), (out))
+
+static inline size_t
+amqp_expected_sql_at(const char *file, int line, const char *query,
+                     const char *param, struct amqp_expected **out)
+{
+    PGresult *q =
+        itest_sql_at(file, line, query, (const char *const[]){param}, 1);
+    size_t n = (size_t)PQntuples(q);
+    *out = calloc(n + 1, sizeof **out);
+    for (size_t i = 0; i < n; i++) {
+        snprintf((*out)[i].id, sizeof(*out)[i].id, "%s",
+                 PQgetvalue(q, (int)i, 0));
+        (*out)[i].group = strtol(PQgetvalue(q, (int)i, 1), NULL, 10);
+        (*out)[i].rank = strtol(PQgetvalue(q, (int)i, 2), NULL, 10);
+    }
+    PQclear(q);
+    return n;
+}
+
+/* Prints a tally (what a failing assertion is about). */
+static inline void
+amqp_tally_print(const char *what, size_t want, const struct amqp_tally *t)
+{
+    fprintf(stderr,
+            "    %s: %zu message(s) read for %zu expected: %zu distinct, "
+            "%zu duplicate(s), %zu unknown%s%s, %zu out of order%s%s\n",
+            what, t->total, want, t->distinct, t->duplicates, t->unknown,
+            t->unknown ? " e.g. " : "", t->unknown ? t->first_unknown : "",
+            t->disorder, t->disorder ? " e.g. " : "",
+            t->disorder ? t->first_disorder : "");
 }
 
 /* ------------------------------------------------------- consumers */

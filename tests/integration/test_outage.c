@@ -76,10 +76,15 @@ static char *g_relay_interval;  /* FINTEGRATE_RELAY_INTERVAL_MS as given */
 static char g_first_pending[37];               /* the first POST's event */
 static char g_outage_create[OUTAGE_POSTS][37]; /* creation events */
 static char g_outage_cust[OUTAGE_POSTS][37];   /* their customers */
-static char g_tag_ev[3][37];                   /* customer_tag_change */
-static char g_del_ev[4][37];                   /* customer_deletion */
-static char g_stat_ev[2][37];                  /* status change: E1, E9 */
-static char g_d_event[37];                     /* D's customer's creation */
+/* Customers created (and published) before the outage: the tag, deletion
+ * and status changes during the outage are theirs, so each change is its
+ * customer's earliest pending event and no re-drive holds it behind a
+ * pending creation (API.md section 7, per-customer order). */
+static char g_up_cust[10][37];
+static char g_tag_ev[3][37];   /* customer_tag_change */
+static char g_del_ev[4][37];   /* customer_deletion */
+static char g_stat_ev[2][37];  /* status change: E1, E9 */
+static char g_d_event[37];     /* D's customer's creation */
 static json_t *g_down_reasons; /* failure reasons of the resend while down */
 
 /* --------------------------------------------------------------- helpers */
@@ -620,7 +625,7 @@ broker_stopped_post_is_201_and_event_pending(void **state)
     struct idlist before = {calloc(10, 37), 10};
     char cid[37];
     for (int i = 0; i < 10; i++)
-        up_lat[i] = post_customer(g_a.key, "up", cid, before.id[i]);
+        up_lat[i] = post_customer(g_a.key, "up", g_up_cust[i], before.id[i]);
     struct amqp_sub s;
     if (amqp_sub_open(&s, g_queue_a) != 0)
         itest_failf("cannot consume from %s", g_queue_a);
@@ -710,27 +715,28 @@ other_changes_during_outage_are_pending(void **state)
 {
     (void)state;
     char body[512];
-    /* customers 0-2: a tag each; 3-6: deleted; 7-8: status changes */
+    /* customers created before the outage: 0-2 a tag each, 3-6
+     * deleted, 7-8 status changes */
     for (int i = 0; i < 3; i++) {
         snprintf(body, sizeof body,
                  "{\"customer_id\":\"%.36s\",\"tag_keys\":[\"tier\"],"
                  "\"tag_values\":[\"gold\"]}",
-                 g_outage_cust[i]);
-        change(g_a.key, "POST", "/customer/tag", body, 0, g_outage_cust[i],
+                 g_up_cust[i]);
+        change(g_a.key, "POST", "/customer/tag", body, 0, g_up_cust[i],
                g_tag_ev[i]);
     }
     for (int i = 0; i < 4; i++) {
         snprintf(body, sizeof body, "{\"customer_id\":\"%.36s\"}",
-                 g_outage_cust[3 + i]);
-        change(g_a.key, "DELETE", "/customer/data", body, 200,
-               g_outage_cust[3 + i], g_del_ev[i]);
+                 g_up_cust[3 + i]);
+        change(g_a.key, "DELETE", "/customer/data", body, 200, g_up_cust[3 + i],
+               g_del_ev[i]);
     }
     for (int i = 0; i < 2; i++) {
         snprintf(body, sizeof body,
                  "{\"customer_id\":\"%.36s\",\"status\":\"INACTIVE\"}",
-                 g_outage_cust[7 + i]);
+                 g_up_cust[7 + i]);
         change(g_a.key, "PATCH", "/customer/change-status", body, 200,
-               g_outage_cust[7 + i], g_stat_ev[i]);
+               g_up_cust[7 + i], g_stat_ev[i]);
     }
     for (int i = 0; i < 3; i++)
         assert_pending_after_inline_try(g_tag_ev[i]);

@@ -120,6 +120,11 @@ TESTS_FAILED=0
 run_binary() {
     local kind=$1 bin=$2 name log rc start secs n
     name=$(basename "$bin")
+    # shellcheck disable=SC2254
+    case $name in
+        ${FINTEGRATE_TEST_ONLY:-*}) ;;
+        *) return 0 ;;
+    esac
     log=$LOG_DIR/$kind-$name.log
     BINARIES=$((BINARIES + 1))
     printf '\n=== %s %s\n' "$kind" "$name"
@@ -150,11 +155,6 @@ run_all() {
     local kind=$1 dir=$2 bin found=0
     for bin in "$dir"/test_*; do
         if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
-        # shellcheck disable=SC2254
-        case $(basename "$bin") in
-            ${FINTEGRATE_TEST_ONLY:-*}) ;;
-            *) continue ;;
-        esac
         found=1
         run_binary "$kind" "$bin"
     done

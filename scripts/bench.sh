@@ -168,7 +168,7 @@ for _ in $(seq 1 300); do [ "$(pending)" = 0 ] && break; sleep 0.2; done
 # (a) the relay, with nothing but the broker coming back
 purge_queues
 stack broker-stop >/dev/null
-make_backlog bench_drain_relay
+make_backlog "bench_drain_relay_$(date +%s)"
 before=$(pending)
 stack broker-start >/dev/null
 t0=$(now)
@@ -183,7 +183,7 @@ FINTEGRATE_RELAY_INTERVAL_MS=0 stack app-stop >/dev/null
 FINTEGRATE_RELAY_INTERVAL_MS=0 stack app-start >/dev/null
 purge_queues
 stack broker-stop >/dev/null
-make_backlog bench_drain_resend
+make_backlog "bench_drain_resend_$(date +%s)"
 stack broker-start >/dev/null
 t0=$(now)
 summary=$(curl -s -m 600 -H "X-API-Key: $KEY" -X POST "$BASE/events/resend" -d '{"period_in_days":1}' |

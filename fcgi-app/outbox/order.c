@@ -63,7 +63,7 @@ order_next_wave(struct order_item *items, size_t n, size_t *wave)
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
         struct order_item *it = &items[i];
-        if (it->state != ORDER_TODO)
+        if (it->state != ORDER_UNPLANNED)
             continue;
         if (blocked(items, it)) {
             it->state = ORDER_HELD;

@@ -18,12 +18,12 @@
 #include <stddef.h>
 
 enum order_state {
-    ORDER_TODO = 0, /* not planned yet */
-    ORDER_SENDING,  /* in the current wave */
-    ORDER_OK,       /* published */
-    ORDER_FAILED,   /* tried, not published */
-    ORDER_HELD,     /* not tried: an earlier event is pending */
-    ORDER_SKIPPED,  /* not tried, not counted as held (max_try_count) */
+    ORDER_UNPLANNED = 0, /* not planned yet */
+    ORDER_SENDING,       /* in the current wave */
+    ORDER_OK,            /* published */
+    ORDER_FAILED,        /* tried, not published */
+    ORDER_HELD,          /* not tried: an earlier event is pending */
+    ORDER_SKIPPED,       /* not tried, not counted as held (max_try_count) */
 };
 
 struct order_item {

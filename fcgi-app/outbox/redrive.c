@@ -48,7 +48,7 @@ fail_fast(struct order_item *items, struct publish_result *res, size_t n,
           const char **probe_reason)
 {
     for (size_t i = 0; i < n; i++) {
-        if (items[i].state != ORDER_TODO)
+        if (items[i].state != ORDER_UNPLANNED)
             continue;
         items[i].state = ORDER_FAILED;
         sb_reset(&res[i].reason);
@@ -115,7 +115,7 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
         items[i].prev_pending = ordered ? ev->prev_pending : 0;
         items[i].state = max_try_count >= 0 && ev->try_count >= max_try_count
                              ? ORDER_SKIPPED
-                             : ORDER_TODO;
+                             : ORDER_UNPLANNED;
         res[i].outcome = PUBLISH_HELD;
     }
     if (order_link(items, n) < 0) {
@@ -141,7 +141,7 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
                 s->skipped++;
             continue;
         }
-        if (st == ORDER_TODO || st == ORDER_SENDING)
+        if (st == ORDER_UNPLANNED || st == ORDER_SENDING)
             continue; /* the relay stopped before it */
         if (mode == ROWS_RELAY &&
             (st == ORDER_HELD || o == PUBLISH_CIRCUIT_OPEN))

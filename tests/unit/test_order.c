@@ -33,12 +33,12 @@ item(const char *key, long long seq, long long pp)
     struct order_item it = {.key = key,
                             .sequence = seq,
                             .prev_pending = pp,
-                            .state = ORDER_TODO,
+                            .state = ORDER_UNPLANNED,
                             .prev = 12345};
     return it;
 }
 
-/* One wave, checked: the indices are distinct, in range, were TODO before
+/* One wave, checked: the indices are distinct, in range, were unplanned before
  * and are SENDING now, at most one per key, and each one's predecessor in
  * the batch (if any) is OK.  Returns its size; wave[] holds it. */
 static size_t
@@ -53,7 +53,7 @@ next_wave(struct order_item *items, size_t n, size_t *wave)
     for (size_t w = 0; w < count; w++) {
         size_t i = wave[w];
         assert_true(i < n);
-        assert_int_equal(before[i], ORDER_TODO);
+        assert_int_equal(before[i], ORDER_UNPLANNED);
         assert_int_equal(items[i].state, ORDER_SENDING);
         if (items[i].prev >= 0)
             assert_int_equal(items[items[i].prev].state, ORDER_OK);
@@ -64,13 +64,13 @@ next_wave(struct order_item *items, size_t n, size_t *wave)
     }
     /* nothing else moved to SENDING, and nothing settled changed */
     for (size_t i = 0; i < n; i++) {
-        if (items[i].state == ORDER_SENDING && before[i] == ORDER_TODO) {
+        if (items[i].state == ORDER_SENDING && before[i] == ORDER_UNPLANNED) {
             bool in_wave = false;
             for (size_t w = 0; w < count; w++)
                 in_wave |= wave[w] == i;
             assert_true(in_wave);
         }
-        if (before[i] != ORDER_TODO)
+        if (before[i] != ORDER_UNPLANNED)
             assert_int_equal(items[i].state, before[i]);
     }
     free(before);
@@ -170,10 +170,10 @@ test_one_customer_two_waves(void **state)
     assert_int_equal(order_link(it, 2), 0);
     size_t c = next_wave(it, 2, wave);
     assert_wave(wave, c, WAVE(0));
-    assert_int_equal(it[1].state, ORDER_TODO);
+    assert_int_equal(it[1].state, ORDER_UNPLANNED);
     /* asked again before the first is settled: the second still waits */
     assert_int_equal(next_wave(it, 2, wave), 0);
-    assert_int_equal(it[1].state, ORDER_TODO);
+    assert_int_equal(it[1].state, ORDER_UNPLANNED);
     it[0].state = ORDER_OK;
     c = next_wave(it, 2, wave);
     assert_wave(wave, c, WAVE(1));
@@ -293,7 +293,7 @@ test_pending_equal_to_predecessor_waits(void **state)
         size_t c = next_wave(it, 3, wave);
         assert_wave(wave, c, &k, 1);
         for (size_t j = k + 1; j < 3; j++)
-            assert_int_equal(it[j].state, ORDER_TODO);
+            assert_int_equal(it[j].state, ORDER_UNPLANNED);
         it[k].state = ORDER_OK;
     }
     assert_int_equal(next_wave(it, 3, wave), 0);
@@ -377,7 +377,7 @@ test_empty_batch(void **state)
     assert_int_equal(order_link(it, 0), 0);
     assert_int_equal(it[0].prev, 12345); /* not touched */
     assert_int_equal(order_next_wave(it, 0, wave), 0);
-    assert_int_equal(it[0].state, ORDER_TODO);
+    assert_int_equal(it[0].state, ORDER_UNPLANNED);
     assert_int_equal(wave[0], 99);
 }
 

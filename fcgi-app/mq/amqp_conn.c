@@ -383,19 +383,6 @@ mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
     return MQ_OK;
 }
 
-enum mq_result
-mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
-                struct strbuf *reason)
-{
-    struct mq_slot slot = {.message_id = msg->message_id};
-    enum mq_result r = mq_conn_open(m, reason);
-    if (r == MQ_OK)
-        r = mq_conn_send(m, msg, reason);
-    if (r == MQ_OK)
-        r = mq_conn_settle(m, &slot, 1, reason);
-    return r == MQ_OK ? slot.result : r;
-}
-
 int
 mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
 {

@@ -99,10 +99,6 @@ enum mq_result mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
 enum mq_result mq_conn_settle(struct mq_conn *m, struct mq_slot *slots,
                               size_t n, struct strbuf *reason);
 
-/* Publishes one message and waits for its confirm (send + settle). */
-enum mq_result mq_conn_publish(struct mq_conn *m, const struct mq_message *msg,
-                               struct strbuf *reason);
-
 /* Declares the two exchanges.  0 ok; -1 (connection closed) with reason. */
 int mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
     __attribute__((warn_unused_result));

@@ -1732,3 +1732,14 @@ itest_assert_redrive_summary_at(const char *file, int line,
                         i);
     }
 }
+
+long
+itest_env_long(const char *name, long dflt, long min)
+{
+    const char *v = itest_env(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return (*end == '\0' && n >= min) ? n : dflt;
+}

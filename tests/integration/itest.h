@@ -48,6 +48,9 @@ int itest_init(void);
 
 /* Borrowed, valid for the life of the process; NULL when unset. */
 const char *itest_env(const char *name);
+/* An integer setting from the environment: dflt when unset, not a whole
+ * number, or below min. */
+long itest_env_long(const char *name, long dflt, long min);
 const char *itest_admin_key(void);
 const char *itest_base_url(void);
 

@@ -63,30 +63,6 @@ static struct {
 
 /* ------------------------------------------------------------- files */
 
-/* Lines of path (complete ones) containing every non-NULL needle. */
-static int
-count_lines(const char *path, const char *n1, const char *n2, const char *n3)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int n = 0;
-    if (f == NULL)
-        return 0;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n')
-            break; /* still being written */
-        if ((n1 == NULL || strstr(line, n1)) &&
-            (n2 == NULL || strstr(line, n2)) &&
-            (n3 == NULL || strstr(line, n3)))
-            n++;
-    }
-    free(line);
-    fclose(f);
-    return n;
-}
-
 /* The number (0-based) of the first line holding both needles, or -1. */
 static int
 line_index(const char *path, const char *n1, const char *n2)
@@ -151,7 +127,7 @@ dump_outputs(void)
     dump_file("consumer stderr", g.err);
 }
 
-/* Waits until count_lines(path, …) >= want; fails after timeout_s. */
+/* Waits until itest_count_lines(path, …) >= want; fails after timeout_s. */
 #define wait_lines(path, want, timeout_s, n1, n2, n3)                          \
     wait_lines_at(__FILE__, __LINE__, (path), (want), (timeout_s), (n1), (n2), \
                   (n3))
@@ -162,7 +138,7 @@ wait_lines_at(const char *file, int line, const char *path, int want,
 {
     double until = itest_now() + timeout_s;
     int n;
-    while ((n = count_lines(path, n1, n2, n3)) < want) {
+    while ((n = itest_count_lines(path, n1, n2, n3)) < want) {
         if (itest_now() > until) {
             dump_outputs();
             itest_failf_at(file, line,
@@ -242,11 +218,11 @@ consumer_start(const char *const *extra)
 {
     char ready[192];
     snprintf(ready, sizeof ready, "consuming %s on", g.queue);
-    int before = count_lines(g.err, ready, NULL, NULL);
+    int before = itest_count_lines(g.err, ready, NULL, NULL);
     pid_t pid = consumer_spawn(extra, g.key);
     g.pid = pid;
     double until = itest_now() + 20;
-    while (count_lines(g.err, ready, NULL, NULL) <= before) {
+    while (itest_count_lines(g.err, ready, NULL, NULL) <= before) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             g.pid = 0;
@@ -759,7 +735,7 @@ redelivered_event_is_not_processed_twice_even_after_restart(void **state)
     wait_delivery(cid, eid, "delivered", 15, NULL);
     consumer_stop();
 
-    int processed = count_lines(g.out, " processed ", ev, NULL);
+    int processed = itest_count_lines(g.out, " processed ", ev, NULL);
     if (processed != 1) {
         dump_outputs();
         itest_failf("event %s was processed %d times, expected once", eid,
@@ -797,7 +773,7 @@ out_of_order_event_waits_for_its_turn(void **state)
              "seq 2..2",
              e3, cid);
     wait_lines(g.err, 1, 15, waits, NULL, NULL);
-    if (count_lines(g.out, n3, NULL, NULL) != 0) {
+    if (itest_count_lines(g.out, n3, NULL, NULL) != 0) {
         dump_outputs();
         itest_failf("sequence 3 was printed before sequence 2 arrived");
     }
@@ -822,7 +798,7 @@ out_of_order_event_waits_for_its_turn(void **state)
                     "sequence 3 (line %d)",
                     at2, at3);
     }
-    if (count_lines(g.out, " processed ", n3, "after a gap") != 0)
+    if (itest_count_lines(g.out, " processed ", n3, "after a gap") != 0)
         itest_failf("sequence 3 should have been released by sequence 2, "
                     "not by the gap timeout");
     wait_delivery(cid, e2, "delivered", 15, NULL);
@@ -830,8 +806,8 @@ out_of_order_event_waits_for_its_turn(void **state)
      * acknowledged, not retried */
     wait_lines(g.err, 1, 10, e3, "refused its confirmation (HTTP 404", NULL);
     consumer_stop();
-    if (count_lines(g.out, " processed ", n3, NULL) != 1 ||
-        count_lines(g.out, " duplicate ", n3, NULL) != 0) {
+    if (itest_count_lines(g.out, " processed ", n3, NULL) != 1 ||
+        itest_count_lines(g.out, " duplicate ", n3, NULL) != 0) {
         dump_outputs();
         itest_failf("the crafted event should be processed exactly once "
                     "and never come back");
@@ -944,8 +920,8 @@ malformed_messages_are_dead_lettered_and_reported_failed(void **state)
     wait_delivery(c2, e2, "failed", 15, reason);
     if (strstr(reason, "schema_version") == NULL)
         itest_failf("deliver_failure_reason of %s: \"%s\"", e2, reason);
-    if (count_lines(g.out, " processed ", n1, NULL) != 0 ||
-        count_lines(g.out, " processed ", n2, NULL) != 0)
+    if (itest_count_lines(g.out, " processed ", n1, NULL) != 0 ||
+        itest_count_lines(g.out, " processed ", n2, NULL) != 0)
         itest_failf("a rejected message must not be processed");
     consumer_stop();
 }
@@ -971,8 +947,8 @@ unreachable_api_requeues_then_confirms(void **state)
 
     wait_delivery(cid, eid, "delivered", 30, NULL);
     consumer_stop();
-    int processed = count_lines(g.out, " processed ", ev, NULL);
-    int duplicates = count_lines(g.out, " duplicate ", ev, NULL);
+    int processed = itest_count_lines(g.out, " processed ", ev, NULL);
+    int duplicates = itest_count_lines(g.out, " duplicate ", ev, NULL);
     if (processed != 1 || duplicates < 1) {
         dump_outputs();
         itest_failf("expected one processed line and at least one duplicate "
@@ -989,7 +965,7 @@ reconnects_after_a_broker_restart(void **state)
     snprintf(ready, sizeof ready, "consuming %s on", g.queue);
 
     consumer_start(NULL);
-    int consuming = count_lines(g.err, ready, NULL, NULL);
+    int consuming = itest_count_lines(g.err, ready, NULL, NULL);
     g.broker_stopped = true;
     if (itest_stack("broker-stop") != 0)
         itest_failf("scripts/stack.sh broker-stop failed");
@@ -1004,7 +980,7 @@ reconnects_after_a_broker_restart(void **state)
     /* the service's own publish may have met a stale connection: resend
      * what is still pending, as an operator would */
     double until = itest_now() + 30;
-    while (count_lines(g.out, " processed ", ev, NULL) == 0) {
+    while (itest_count_lines(g.out, " processed ", ev, NULL) == 0) {
         if (itest_now() > until) {
             dump_outputs();
             itest_failf("event %s was not consumed after the broker restart",
@@ -1097,8 +1073,8 @@ refused_or_foreign_key_stops_the_program(void **state)
     consumer_start(NULL);
     wait_delivery(cid, eid, "delivered", 15, NULL);
     consumer_stop();
-    if (count_lines(g.out, " processed ", ev, NULL) != 1 ||
-        count_lines(g.out, " duplicate ", ev, NULL) != 1) {
+    if (itest_count_lines(g.out, " processed ", ev, NULL) != 1 ||
+        itest_count_lines(g.out, " duplicate ", ev, NULL) != 1) {
         dump_outputs();
         itest_failf("event %s: expected one processed and one duplicate "
                     "line",

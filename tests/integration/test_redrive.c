@@ -60,17 +60,6 @@ static char g_queues[3][160];
 static char g_consumers[3][37];
 static int g_n_queues;
 
-static long
-env_long(const char *name, long dflt)
-{
-    const char *v = itest_env(name);
-    if (v == NULL)
-        return dflt;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return (*end == '\0' && n > 0) ? n : dflt;
-}
-
 /* --------------------------------------------------------------- helpers */
 
 /* A consumer through the API (its queue exists), remembered for the
@@ -241,7 +230,7 @@ setup(void **state)
         fprintf(stderr, "test_redrive: the broker is not running\n");
         return -1;
     }
-    g_batch = env_long("FINTEGRATE_REDRIVE_BATCH", 500);
+    g_batch = itest_env_long("FINTEGRATE_REDRIVE_BATCH", 500, 1);
     const char *orig = itest_env("FINTEGRATE_RELAY_INTERVAL_MS");
     g_orig_interval = orig != NULL ? strdup(orig) : NULL;
     /* Killed from outside (the suite's timeout): the pool gets the

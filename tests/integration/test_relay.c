@@ -85,17 +85,6 @@ static char g_consumer_ids[MAX_CONSUMERS][37];
 static char g_queue_names[MAX_CONSUMERS][160];
 static int g_n_consumers;
 
-static long
-env_long(const char *name, long dflt)
-{
-    const char *v = itest_env(name);
-    if (v == NULL)
-        return dflt;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return (*end == '\0' && n >= 0) ? n : dflt;
-}
-
 /* --------------------------------------------------------------- helpers */
 
 /* A consumer through the API (its queue exists), remembered for the
@@ -467,7 +456,7 @@ setup(void **state)
         fprintf(stderr, "test_relay: the broker is not running\n");
         return -1;
     }
-    g_interval_ms = env_long("FINTEGRATE_RELAY_INTERVAL_MS", 1000);
+    g_interval_ms = itest_env_long("FINTEGRATE_RELAY_INTERVAL_MS", 1000, 0);
     if (g_interval_ms == 0) {
         fprintf(stderr, "test_relay: FINTEGRATE_RELAY_INTERVAL_MS=0 in the "
                         "environment: these tests need the relay on\n");

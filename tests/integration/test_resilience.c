@@ -35,17 +35,6 @@ static bool g_pg_stopped;
 static bool g_app_stopped;
 static char g_tag[64]; /* unique to this run of the binary */
 
-static long
-env_long(const char *name, long dflt)
-{
-    const char *v = itest_env(name);
-    if (v == NULL)
-        return dflt;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return (*end == '\0' && n > 0) ? n : dflt;
-}
-
 static int
 setup(void **state)
 {
@@ -173,8 +162,8 @@ traffic_main(void *arg)
 static void
 traffic_start(void)
 {
-    double per_key = (double)env_long("FINTEGRATE_RATE_KEY", 50);
-    double per_ip = (double)env_long("FINTEGRATE_RATE_IP", 200);
+    double per_key = (double)itest_env_long("FINTEGRATE_RATE_KEY", 50, 1);
+    double per_ip = (double)itest_env_long("FINTEGRATE_RATE_IP", 200, 1);
     double total = per_key * TRAFFIC_THREADS;
     if (per_ip < total)
         total = per_ip;

@@ -182,3 +182,53 @@ consumer-format-check:
 	clang-format --dry-run --Werror $(CONSUMER_SRC) $(wildcard consumer/*.h)
 
 -include $(CONSUMER_OBJ:.o=.d)
+
+# ---- chaos tool (issue 11) --------------------------------------------------
+# bin/fintegrate-chaos (load driver, reporter, verifier of scripts/chaos.sh)
+# from tests/chaos/*.c plus core/strbuf.o; its unit tests (test_chaos_*)
+# link tests/chaos/ minus main.o.
+CHAOS_SRC      := $(sort $(wildcard tests/chaos/*.c))
+CHAOS_OBJ      := $(CHAOS_SRC:%.c=$(BUILD)/%.o)
+CHAOS_LIB_OBJ  := $(filter-out $(BUILD)/tests/chaos/main.o,$(CHAOS_OBJ)) \
+                  $(BUILD)/fcgi-app/core/strbuf.o
+CHAOS_LIBS     := $(shell pkg-config --libs libcurl libpq jansson uuid 2>/dev/null) -lm
+CHAOS_UNIT_BIN := $(addprefix $(BUILD)/tests/unit/,\
+                  $(notdir $(basename $(wildcard tests/unit/test_chaos_*.c))))
+CHAOS_FMT      := $(CHAOS_SRC) $(wildcard tests/chaos/*.h tests/unit/test_chaos_*.c)
+
+.PHONY: chaos-tool chaos-lint chaos-format chaos-format-check
+chaos-tool: bin/fintegrate-chaos
+tests: chaos-tool
+
+$(BUILD)/tests/chaos/fintegrate-chaos: $(CHAOS_OBJ) $(BUILD)/fcgi-app/core/strbuf.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHAOS_LIBS) $(LDLIBS)
+
+bin/fintegrate-chaos: $(BUILD)/tests/chaos/fintegrate-chaos FORCE
+	@mkdir -p bin
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
+
+$(CHAOS_UNIT_BIN): $(BUILD)/tests/unit/%: tests/unit/%.c $(CHAOS_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Itests/chaos $(LDFLAGS) \
+	    -o $@ $< $(CHAOS_LIB_OBJ) $(CHAOS_LIBS) $(TEST_LIBS)
+
+lint: chaos-lint
+format: chaos-format
+format-check: chaos-format-check
+
+chaos-lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem \
+	    -D__GNUC__ $(CHAOS_SRC)
+	clang-tidy --quiet $(CHAOS_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) \
+	    $(PKG_CFLAGS) $(TEST_CFLAGS)
+
+chaos-format:
+	clang-format -i $(CHAOS_FMT)
+
+chaos-format-check:
+	clang-format --dry-run --Werror $(CHAOS_FMT)
+
+-include $(CHAOS_OBJ:.o=.d)

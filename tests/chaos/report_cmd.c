@@ -1,0 +1,193 @@
+/*
+ * tests/chaos/report_cmd.c — `fintegrate-chaos report --requests FILE
+ * --windows FILE`: reads the request log of `load` and the fault windows of
+ * the chaos script, prints the table and the judgement (report.h), and
+ * exits 1 when a window holds more failed requests than it allows.
+ */
+#include "commands.h"
+#include "reqlog.h"
+#include "report.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *to)
+{
+    fprintf(to,
+            "usage: fintegrate-chaos report --requests FILE --windows FILE\n"
+            "\n"
+            "  --requests FILE  the --out file of `fintegrate-chaos load`\n"
+            "  --windows FILE   lines \"name start_ms end_ms db_window "
+            "killed_workers\"\n"
+            "                   (db_window 1: 5xx allowed; killed_workers: "
+            "failed\n"
+            "                   requests allowed in that window)\n"
+            "Exit status 1 when 5xx or unanswered requests outside the "
+            "database\n"
+            "windows exceed a window's allowance.\n");
+}
+
+/* Reads the windows file into *out (owned: free each with
+ * report_window_free, then the array).  0 or -1 (said on stderr). */
+static int
+read_windows(const char *path, struct vec *out)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    long line_no = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, "report: cannot open --windows %s: %m\n", path);
+        return -1;
+    }
+    while (getline(&line, &cap, f) != -1) {
+        struct report_window w;
+        line_no++;
+        int r = report_parse_window(line, &w);
+        if (r == 0)
+            continue;
+        if (r < 0) {
+            fprintf(stderr,
+                    "report: %s line %ld: expected \"name start_ms end_ms "
+                    "db_window(0|1) killed_workers\" with start_ms <= "
+                    "end_ms\n",
+                    path, line_no);
+            goto out;
+        }
+        if (vec_push(out, &w) < 0) {
+            report_window_free(&w);
+            fprintf(stderr, "report: out of memory\n");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Feeds every attempt of the request log to r.  0 or -1. */
+static int
+read_requests(const char *path, struct report *r, long *malformed)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    long line_no = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, "report: cannot open --requests %s: %m\n", path);
+        return -1;
+    }
+    while (getline(&line, &cap, f) != -1) {
+        struct reqlog_attempt a;
+        line_no++;
+        if (reqlog_header_is_retry(line))
+            r->retry = true;
+        int p = reqlog_parse(line, &a);
+        if (p == 0)
+            continue;
+        if (p < 0) {
+            /* a line cut short by a kill is expected at most at the end */
+            if ((*malformed)++ < 3)
+                fprintf(stderr,
+                        "report: %s line %ld: not a request line; "
+                        "skipped\n",
+                        path, line_no);
+            continue;
+        }
+        if (report_add(r, &a) < 0) {
+            fprintf(stderr, "report: out of memory\n");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int
+report_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"requests", required_argument, NULL, 'r'},
+        {"windows", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *requests = NULL, *windows = NULL;
+    struct vec wins = VEC_INIT(struct report_window);
+    struct report r;
+    struct strbuf out = STRBUF_INIT;
+    bool have_report = false;
+    long malformed = 0;
+    int rc = CHAOS_EXIT_USAGE;
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            requests = optarg;
+            break;
+        case 'w':
+            windows = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CHAOS_EXIT_OK;
+        default:
+            usage(stderr);
+            return CHAOS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc || requests == NULL || windows == NULL) {
+        usage(stderr);
+        return CHAOS_EXIT_USAGE;
+    }
+
+    if (read_windows(windows, &wins) < 0)
+        goto out;
+    if (report_init(&r, wins.items, wins.len) < 0) {
+        rc = CHAOS_EXIT_ERROR;
+        goto out;
+    }
+    have_report = true;
+    if (read_requests(requests, &r, &malformed) < 0)
+        goto out;
+    rc = CHAOS_EXIT_ERROR;
+    if (report_finish(&r) < 0)
+        goto out;
+
+    report_render(&r, &out);
+    if (malformed > 0)
+        sb_printf(&out, "(%ld malformed line(s) of %s skipped)\n", malformed,
+                  requests);
+    bool ok = report_judge(&r, &out);
+    if (out.oom) {
+        fprintf(stderr, "report: out of memory\n");
+        goto out;
+    }
+    fputs(sb_str(&out), stdout);
+    if (fflush(stdout) == EOF)
+        goto out;
+    rc = ok ? CHAOS_EXIT_OK : CHAOS_EXIT_FAIL;
+out:
+    if (have_report)
+        report_free(&r);
+    for (size_t i = 0; i < wins.len; i++)
+        report_window_free(vec_at(&wins, i));
+    vec_free(&wins);
+    sb_free(&out);
+    return rc;
+}

@@ -79,6 +79,14 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
 	    -o $@ $< $(ITEST_LIB) $(PKG_LIBS) $(TEST_LIBS)
 
+# test_db_rules drives db/db.c itself against the test stack's PostgreSQL.
+$(BUILD)/tests/integration/test_db_rules: tests/integration/test_db_rules.c \
+                                          $(ITEST_LIB) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
+	    -o $@ $< $(ITEST_LIB) $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+
 tests: $(UNIT_BIN) $(ITEST_BIN)
 
 run: deps

@@ -27,6 +27,32 @@ struct config_row {
 static const struct config_row config_rows[] = {
     ROW("FINTEGRATE_DB_URL", CFG_STRING, db_url,
         "host=127.0.0.1 port=15432 dbname=fintegrate user=fintegrate", 0, 0),
+    /* PostgreSQL faults (API.md section 7): a database that stops answering
+     * makes a request answer 503 within 10 s.  A round trip waits for at
+     * most REPLY_TIMEOUT (8 s); a connection attempt for CONNECT_TIMEOUT per
+     * host (3 s: two hosts stay within the budget).  The server cancels a
+     * statement after STATEMENT_TIMEOUT (6 s, before the client gives up) and
+     * a lock wait after LOCK_TIMEOUT (5 s, before the statement's).  The
+     * TCP settings find a dead peer of an idle connection. */
+    ROW("FINTEGRATE_DB_CONNECT_TIMEOUT_SECONDS", CFG_INT, db_connect_timeout_s,
+        "3", 2, 60),
+    ROW("FINTEGRATE_DB_REPLY_TIMEOUT_MS", CFG_INT, db_reply_timeout_ms, "8000",
+        100, 3600000),
+    ROW("FINTEGRATE_DB_STATEMENT_TIMEOUT_MS", CFG_INT, db_statement_timeout_ms,
+        "6000", 0, 3600000),
+    ROW("FINTEGRATE_DB_LOCK_TIMEOUT_MS", CFG_INT, db_lock_timeout_ms, "5000", 0,
+        3600000),
+    ROW("FINTEGRATE_DB_IDLE_IN_TX_TIMEOUT_MS", CFG_INT,
+        db_idle_in_tx_timeout_ms, "30000", 0, 3600000),
+    ROW("FINTEGRATE_DB_KEEPALIVES", CFG_INT, db_keepalives, "1", 0, 1),
+    ROW("FINTEGRATE_DB_KEEPALIVES_IDLE_SECONDS", CFG_INT, db_keepalives_idle_s,
+        "5", 1, 7200),
+    ROW("FINTEGRATE_DB_KEEPALIVES_INTERVAL_SECONDS", CFG_INT,
+        db_keepalives_interval_s, "2", 1, 600),
+    ROW("FINTEGRATE_DB_KEEPALIVES_COUNT", CFG_INT, db_keepalives_count, "3", 1,
+        100),
+    ROW("FINTEGRATE_DB_TCP_USER_TIMEOUT_MS", CFG_INT, db_tcp_user_timeout_ms,
+        "9000", 0, 3600000),
     ROW("FINTEGRATE_AMQP_URL", CFG_STRING, amqp_url,
         "amqp://guest:guest@127.0.0.1:5672", 0, 0),
     ROW("FINTEGRATE_WORKERS", CFG_INT, workers, "4", 1, 256),

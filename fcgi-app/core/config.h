@@ -24,6 +24,18 @@ struct config {
     long redrive_batch;       /* FINTEGRATE_REDRIVE_BATCH: events per batch */
     long log_level;           /* FINTEGRATE_LOG_LEVEL, as enum log_level */
     char *log_file;           /* FINTEGRATE_LOG_FILE ("" = stderr) */
+    /* PostgreSQL, per connection (db/db.h, docs/OPERATIONS.md): each
+     * from FINTEGRATE_DB_ and the name in its comment. */
+    long db_connect_timeout_s;     /* CONNECT_TIMEOUT_SECONDS, per host */
+    long db_reply_timeout_ms;      /* REPLY_TIMEOUT_MS: client deadline */
+    long db_statement_timeout_ms;  /* STATEMENT_TIMEOUT_MS */
+    long db_lock_timeout_ms;       /* LOCK_TIMEOUT_MS */
+    long db_idle_in_tx_timeout_ms; /* IDLE_IN_TX_TIMEOUT_MS */
+    long db_keepalives;            /* KEEPALIVES (0/1) */
+    long db_keepalives_idle_s;     /* KEEPALIVES_IDLE_SECONDS */
+    long db_keepalives_interval_s; /* KEEPALIVES_INTERVAL_SECONDS */
+    long db_keepalives_count;      /* KEEPALIVES_COUNT */
+    long db_tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT_MS */
 };
 
 /* A getenv-like lookup, injectable for tests.  Returns NULL when unset. */

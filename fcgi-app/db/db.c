@@ -1,9 +1,19 @@
 /*
  * fcgi-app/db/db.c — see db.h.
+ *
+ * Every call goes out through libpq's asynchronous interface on a
+ * non-blocking connection (PQsendQuery / PQsendPrepare /
+ * PQsendQueryPrepared, then poll on PQsocket, PQconsumeInput, PQisBusy,
+ * PQgetResult), so that one deadline bounds it whatever the server and the
+ * network do.
  */
 #include "db.h"
+#include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/strbuf.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +34,8 @@ static const struct {
     {"40001", 503}, /* serialization_failure: the client may retry */
     {"40P01", 503}, /* deadlock_detected: the client may retry */
     {"55P03", 503}, /* lock_not_available: lock_timeout passed; retry */
+    {"57014", 503}, /* query_canceled: statement_timeout passed; retry */
+    {"25P03", 503}, /* idle_in_transaction_session_timeout */
     {"57P01", 503}, /* admin_shutdown */
     {"57P02", 503}, /* crash_shutdown */
     {"57P03", 503}, /* cannot_connect_now */
@@ -59,58 +71,156 @@ client_message(int http)
     }
 }
 
+/* Our server settings first, then the conninfo's own "options", so that a
+ * setting the conninfo repeats wins (the server applies -c switches in
+ * order).  db_connect passes the result after "dbname", where the
+ * conninfo's "options" cannot replace it. */
+static int
+db_build_options(struct db *db)
+{
+    char *parse_err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(db->conninfo, &parse_err);
+    if (opts == NULL && parse_err == NULL)
+        return -1; /* out of memory */
+    if (opts == NULL) {
+        /* libpq's message may quote the conninfo, password included. */
+        PQfreemem(parse_err);
+        log_error("FINTEGRATE_DB_URL is not a valid libpq connection string "
+                  "(keyword=value or postgresql:// URI); every database "
+                  "call will fail");
+    }
+    db->conninfo_ok = opts != NULL;
+
+    const struct db_limits *l = &db->limits;
+    struct strbuf sb = STRBUF_INIT;
+    sb_printf(&sb,
+              "-c statement_timeout=%ld -c lock_timeout=%ld "
+              "-c idle_in_transaction_session_timeout=%ld",
+              l->statement_timeout_ms, l->lock_timeout_ms,
+              l->idle_in_tx_timeout_ms);
+    for (const PQconninfoOption *o = opts; o != NULL && o->keyword != NULL;
+         o++) {
+        if (strcmp(o->keyword, "options") == 0 && o->val != NULL &&
+            o->val[0] != '\0') {
+            sb_puts(&sb, " ");
+            sb_puts(&sb, o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    db->options = sb.oom ? NULL : sb_steal(&sb);
+    sb_free(&sb);
+    return db->options != NULL ? 0 : -1;
+}
+
 int
-db_init(struct db *db, const char *conninfo)
+db_init(struct db *db, const struct config *cfg)
 {
     memset(db, 0, sizeof *db);
-    db->conninfo = strdup(conninfo);
-    return db->conninfo ? 0 : -1;
+    db->limits = (struct db_limits){
+        .connect_timeout_s = cfg->db_connect_timeout_s,
+        .reply_timeout_ms = cfg->db_reply_timeout_ms,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .lock_timeout_ms = cfg->db_lock_timeout_ms,
+        .idle_in_tx_timeout_ms = cfg->db_idle_in_tx_timeout_ms,
+        .keepalives = cfg->db_keepalives,
+        .keepalives_idle_s = cfg->db_keepalives_idle_s,
+        .keepalives_interval_s = cfg->db_keepalives_interval_s,
+        .keepalives_count = cfg->db_keepalives_count,
+        .tcp_user_timeout_ms = cfg->db_tcp_user_timeout_ms,
+    };
+    db->conninfo = strdup(cfg->db_url);
+    if (db->conninfo == NULL)
+        return -1;
+    return db_build_options(db);
+}
+
+/* Forgets the connection; the server rolls back what was open when it
+ * notices. */
+static void
+db_drop(struct db *db)
+{
+    if (db->conn != NULL)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    db->in_tx = false;
 }
 
 void
 db_close(struct db *db)
 {
-    if (db->conn)
-        PQfinish(db->conn);
-    db->conn = NULL;
+    db_drop(db);
     free(db->conninfo);
-    db->conninfo = NULL;
+    free(db->options);
+    db->conninfo = db->options = NULL;
 }
 
 static int
 db_connect(struct db *db, struct app_err *err)
 {
-    /* Ours first, so a conninfo that sets its own wins.  lock_timeout
-     * bounds every wait for a row lock (a confirmation of an event that a
-     * re-drive batch holds waits for that batch at most): on timeout the
-     * request answers 503 and the client retries. */
-    const char *keys[] = {"connect_timeout", "application_name", "options",
-                          "dbname", NULL};
-    const char *vals[] = {"3", "fintegrate-fcgi", "-c lock_timeout=5000",
-                          db->conninfo, NULL};
-    if (db->conn)
-        PQfinish(db->conn);
-    db->in_tx = false;
-    db->conn = PQconnectdbParams(keys, vals, 1);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-        err_set(err, 503, "The database is unavailable; please retry");
-        err_detail(err, "connect: %s",
-                   db->conn ? PQerrorMessage(db->conn) : "out of memory");
-        if (db->conn)
-            PQfinish(db->conn);
-        db->conn = NULL;
+    const struct db_limits *l = &db->limits;
+    char timeout[24], ka[24], ka_idle[24], ka_interval[24], ka_count[24],
+        user_timeout[24];
+    snprintf(timeout, sizeof timeout, "%ld", l->connect_timeout_s);
+    snprintf(ka, sizeof ka, "%ld", l->keepalives);
+    snprintf(ka_idle, sizeof ka_idle, "%ld", l->keepalives_idle_s);
+    snprintf(ka_interval, sizeof ka_interval, "%ld", l->keepalives_interval_s);
+    snprintf(ka_count, sizeof ka_count, "%ld", l->keepalives_count);
+    snprintf(user_timeout, sizeof user_timeout, "%ld", l->tcp_user_timeout_ms);
+    /* Ours before "dbname" (the conninfo, expanded in its place), so that
+     * what the conninfo sets wins: a multi-host URL is asked for a
+     * read-write server unless it says otherwise, and connect_timeout
+     * applies to each host in turn.  "options" after it: db_build_options
+     * already put the conninfo's own after ours. */
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "target_session_attrs",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          "options",
+                          NULL};
+    const char *vals[] = {
+        timeout,      "fintegrate-fcgi", "read-write", ka,
+        ka_idle,      ka_interval,       ka_count,     user_timeout,
+        db->conninfo, db->options,       NULL};
+
+    db_drop(db);
+    if (!db->conninfo_ok) {
+        err_set(err, 503, "%s", client_message(503));
+        err_detail(err, "connect: FINTEGRATE_DB_URL is not a valid libpq "
+                        "connection string");
         return -1;
     }
-    db->gen++;
-    log_info("database connection established");
+    db->conn = PQconnectdbParams(keys, vals, 1);
+    /* Non-blocking: a send never waits on the socket, db_collect flushes
+     * under the call's deadline. */
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK ||
+        PQsetnonblocking(db->conn, 1) != 0) {
+        err_set(err, 503, "%s", client_message(503));
+        err_detail(err, "connect: %s",
+                   db->conn ? PQerrorMessage(db->conn) : "out of memory");
+        db_drop(db);
+        return -1;
+    }
+    /* Unique in the process, so a statement prepared on an earlier
+     * connection of another struct db is never taken as prepared here. */
+    static unsigned generation;
+    db->gen = ++generation;
+    log_info("database connection established (%s port %s)",
+             PQhost(db->conn) ? PQhost(db->conn) : "?",
+             PQport(db->conn) ? PQport(db->conn) : "?");
     return 0;
 }
 
 /* A healthy idle connection has nothing to read: we never LISTEN, so the
  * server speaks unprompted only to say goodbye (the FATAL "terminating
- * connection" of a shutdown, then EOF).  libpq would consume that message
- * and still report CONNECTION_OK until the next query fails, so any
- * readable byte on an idle connection counts as stale. */
+ * connection" of a shutdown or pg_terminate_backend, then EOF).  libpq
+ * would consume that message and still report CONNECTION_OK until the next
+ * query fails, so any readable byte on an idle connection counts as
+ * stale. */
 static bool
 db_is_stale(struct db *db)
 {
@@ -132,72 +242,232 @@ db_ensure(struct db *db, struct app_err *err)
     return db_connect(db, err);
 }
 
+/* Fills `err` from a failed call; drops a connection that broke. */
 static void
 fail_from_result(struct db *db, PGresult *res, const char *what,
                  struct app_err *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     int http = db_sqlstate_status(state);
-    if (PQstatus(db->conn) != CONNECTION_OK)
+    bool broken = PQstatus(db->conn) != CONNECTION_OK;
+    if (broken)
         http = 503;
     err_set(err, http, "%s", client_message(http));
     snprintf(err->code, sizeof err->code, "%s", state ? state : "");
     err_detail(err, "%s: SQLSTATE %s: %s", what, state ? state : "-",
                res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    if (broken)
+        db_drop(db);
 }
 
-static int
-db_prepare(struct db *db, struct db_stmt *st, struct app_err *err)
+/* One request to the server. */
+enum db_op { DB_OP_QUERY, DB_OP_PREPARE, DB_OP_EXEC };
+
+struct db_call {
+    enum db_op op;
+    const char *sql;           /* DB_OP_QUERY: a fixed statement of ours */
+    struct db_stmt *st;        /* DB_OP_PREPARE, DB_OP_EXEC */
+    const char *const *params; /* DB_OP_EXEC */
+};
+
+static const char *
+call_name(const struct db_call *c)
 {
-    if (st->prepared_gen == db->gen)
-        return 0;
-    PGresult *res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fail_from_result(db, res, st->name, err);
-        PQclear(res);
-        return -1;
+    return c->op == DB_OP_QUERY ? c->sql : c->st->name;
+}
+
+/* 1 when libpq queued the call, 0 when it refused (nothing sent). */
+static int
+call_send(PGconn *conn, const struct db_call *c)
+{
+    switch (c->op) {
+    case DB_OP_QUERY:
+        return PQsendQuery(conn, c->sql);
+    case DB_OP_PREPARE:
+        return PQsendPrepare(conn, c->st->name, c->st->sql, c->st->nparams,
+                             NULL);
+    case DB_OP_EXEC:
+        return PQsendQueryPrepared(conn, c->st->name, c->st->nparams, c->params,
+                                   NULL, NULL, 0);
     }
-    PQclear(res);
-    st->prepared_gen = db->gen;
     return 0;
 }
 
-static PGresult *
-exec_once(struct db *db, struct db_stmt *st, const char *const *params,
-          struct app_err *err)
+static bool
+result_ok(const PGresult *res)
 {
-    if (db_prepare(db, st, err) < 0)
-        return NULL;
-    PGresult *res =
-        PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0);
-    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
-        return res;
-    fail_from_result(db, res, st->name, err);
-    PQclear(res);
+    ExecStatusType s = PQresultStatus(res);
+    return s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+}
+
+/*
+ * Flushes what was sent and collects its results until `deadline`
+ * (mono_ms).  Returns the result that decides — the first error, else the
+ * last — owned; NULL when the call did not finish (*late: the deadline
+ * passed), and the connection is then in the middle of the call: drop it.
+ * A broken connection finishes the call with libpq's error result.
+ */
+static PGresult *
+db_collect(PGconn *conn, long long deadline, bool *late)
+{
+    PGresult *keep = NULL;
+    *late = false;
+    for (;;) {
+        /* PQflush is -1 on a connection already known broken: then the
+         * error result is what is left to collect. */
+        int unflushed = PQflush(conn);
+        if (unflushed < 0 && PQstatus(conn) != CONNECTION_BAD)
+            break;
+        if (unflushed < 0)
+            unflushed = 0;
+        if (unflushed == 0 && !PQisBusy(conn)) {
+            PGresult *r = PQgetResult(conn); /* does not block now */
+            if (r == NULL)
+                return keep;
+            if (keep == NULL || result_ok(keep)) {
+                PQclear(keep);
+                keep = r;
+            } else {
+                PQclear(r);
+            }
+            continue;
+        }
+        long long left = deadline - mono_ms();
+        if (left <= 0) {
+            *late = true;
+            break;
+        }
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        if (unflushed)
+            pfd.events |= POLLOUT;
+        if (pfd.fd < 0)
+            break;
+        int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n < 0 && errno != EINTR)
+            break;
+        /* On a failed read libpq marks the connection bad and the next
+         * turn gets its error result; anything else would spin. */
+        if (n > 0 && PQconsumeInput(conn) == 0 &&
+            PQstatus(conn) != CONNECTION_BAD)
+            break;
+    }
+    PQclear(keep);
     return NULL;
+}
+
+/*
+ * Sends `c` and waits for its reply until `deadline`.  Returns the result
+ * when its status is TUPLES_OK or COMMAND_OK, else NULL with `err`.
+ * *unsent: libpq refused to send it, so the server cannot have it.  A call
+ * left without its reply drops the connection.
+ */
+static PGresult *
+call_once(struct db *db, const struct db_call *c, long long deadline,
+          bool *unsent, struct app_err *err)
+{
+    *unsent = false;
+    if (!call_send(db->conn, c)) {
+        *unsent = true;
+        fail_from_result(db, NULL, call_name(c), err);
+        return NULL;
+    }
+    bool late;
+    PGresult *res = db_collect(db->conn, deadline, &late);
+    if (res != NULL && result_ok(res))
+        return res;
+    if (res != NULL) {
+        fail_from_result(db, res, call_name(c), err);
+        PQclear(res);
+        return NULL;
+    }
+    err_set(err, 503, "%s", client_message(503));
+    if (late) {
+        err_detail(err, "%s: no reply within %ld ms; connection dropped",
+                   call_name(c), db->limits.reply_timeout_ms);
+        log_warn("database: no reply to %s within %ld ms; dropping the "
+                 "connection",
+                 call_name(c), db->limits.reply_timeout_ms);
+    } else {
+        err_detail(err, "%s: connection failed: %s", call_name(c),
+                   PQerrorMessage(db->conn));
+    }
+    db_drop(db);
+    return NULL;
+}
+
+/* call_once, after preparing the statement of a DB_OP_EXEC on this
+ * connection if it is not yet. */
+static PGresult *
+call_prepared(struct db *db, const struct db_call *c, long long deadline,
+              bool *unsent, struct app_err *err)
+{
+    if (c->op == DB_OP_EXEC && c->st->prepared_gen != db->gen) {
+        struct db_call prep = {.op = DB_OP_PREPARE, .st = c->st};
+        PGresult *res = call_once(db, &prep, deadline, unsent, err);
+        if (res == NULL)
+            return NULL;
+        PQclear(res);
+        c->st->prepared_gen = db->gen;
+    }
+    return call_once(db, c, deadline, unsent, err);
+}
+
+/* Before sending: a connection, not found dead.  Outside a transaction a
+ * dead one is replaced (nothing was sent on it, so nothing runs twice);
+ * inside one, the transaction is lost: 503.  A connection dropped earlier
+ * in this request is not replaced here (db_ensure, at the next request,
+ * does), so one request waits for at most one deadline. */
+static int
+db_ready(struct db *db, const char *what, struct app_err *err)
+{
+    if (db->conn == NULL) {
+        err_set(err, 503, "%s", client_message(503));
+        err_detail(err, "%s: not connected to the database", what);
+        return -1;
+    }
+    if (!db_is_stale(db))
+        return 0;
+    if (db->in_tx) {
+        err_set(err, 503, "%s", client_message(503));
+        err_detail(err, "%s: the connection died inside a transaction", what);
+        db_drop(db);
+        return -1;
+    }
+    log_warn("database connection went stale; reconnecting before %s", what);
+    return db_connect(db, err);
+}
+
+/*
+ * Runs `c` with the re-send rule of db.h, under one deadline that counts
+ * from here (a reconnect included).
+ */
+static PGresult *
+db_call(struct db *db, const struct db_call *c, struct app_err *err)
+{
+    long long deadline = mono_ms() + db->limits.reply_timeout_ms;
+    if (db_ready(db, call_name(c), err) < 0)
+        return NULL;
+    bool unsent;
+    PGresult *res = call_prepared(db, c, deadline, &unsent, err);
+    if (res == NULL && unsent && !db->in_tx &&
+        (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD)) {
+        log_warn("database connection found dead before %s was sent; "
+                 "reconnecting to send it",
+                 call_name(c));
+        err_clear(err);
+        if (db_connect(db, err) < 0)
+            return NULL;
+        res = call_prepared(db, c, deadline, &unsent, err);
+    }
+    return res;
 }
 
 PGresult *
 db_exec(struct db *db, struct db_stmt *st, const char *const *params,
         struct app_err *err)
 {
-    if (db->conn == NULL) {
-        err_set(err, 503, "%s", client_message(503));
-        return NULL;
-    }
-    PGresult *res = exec_once(db, st, params, err);
-    /* The server went away between db_ensure() and this statement.  Outside
-     * a transaction nothing was done yet, so reconnect and try once more. */
-    if (res == NULL && !db->in_tx && PQstatus(db->conn) != CONNECTION_OK) {
-        log_warn("database connection lost; reconnecting and retrying %s",
-                 st->name);
-        err_clear(err);
-        if (db_connect(db, err) < 0)
-            return NULL;
-        res = exec_once(db, st, params, err);
-    }
-    return res;
+    struct db_call c = {.op = DB_OP_EXEC, .st = st, .params = params};
+    return db_call(db, &c, err);
 }
 
 int
@@ -237,28 +507,21 @@ db_exec_changed(struct db *db, struct db_stmt *st, const char *const *params,
     return 0;
 }
 
-static int
+/* A fixed statement of ours (no parameters), through the same rules. */
+static PGresult *
 db_simple(struct db *db, const char *sql, struct app_err *err)
 {
-    if (db->conn == NULL) {
-        err_set(err, 503, "%s", client_message(503));
-        return -1;
-    }
-    PGresult *res = PQexec(db->conn, sql);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fail_from_result(db, res, sql, err);
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
-    return 0;
+    struct db_call c = {.op = DB_OP_QUERY, .sql = sql};
+    return db_call(db, &c, err);
 }
 
 int
 db_begin(struct db *db, struct app_err *err)
 {
-    if (db_simple(db, "BEGIN", err) < 0)
+    PGresult *res = db_simple(db, "BEGIN", err);
+    if (res == NULL)
         return -1;
+    PQclear(res);
     db->in_tx = true;
     return 0;
 }
@@ -266,34 +529,56 @@ db_begin(struct db *db, struct app_err *err)
 int
 db_commit(struct db *db, struct app_err *err)
 {
-    int rc = db_simple(db, "COMMIT", err);
+    PGresult *res = db_simple(db, "COMMIT", err);
     db->in_tx = false;
-    return rc;
+    if (res == NULL)
+        return -1;
+    /* A transaction that had already failed ends with the tag "ROLLBACK":
+     * nothing was committed. */
+    bool committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PQclear(res);
+    if (!committed) {
+        err_set(err, 503, "%s", client_message(503));
+        err_detail(err, "COMMIT: the server answered ROLLBACK (the "
+                        "transaction had already failed); nothing was "
+                        "committed");
+        return -1;
+    }
+    return 0;
 }
 
 void
 db_rollback(struct db *db)
 {
-    if (!db->in_tx || db->conn == NULL)
+    if (!db->in_tx || db->conn == NULL) {
+        db->in_tx = false;
         return;
-    PGresult *res = PQexec(db->conn, "ROLLBACK");
+    }
+    if (db_is_stale(db)) {
+        db_drop(db); /* the transaction died with it */
+        return;
+    }
+    struct db_call c = {.op = DB_OP_QUERY, .sql = "ROLLBACK"};
+    struct app_err err = APP_ERR_INIT;
+    bool unsent;
+    PGresult *res = call_once(db, &c, mono_ms() + db->limits.reply_timeout_ms,
+                              &unsent, &err);
+    if (res == NULL && db->conn != NULL) {
+        log_warn("database: ROLLBACK failed (%s); dropping the connection",
+                 err.detail ? err.detail : "");
+        db_drop(db);
+    }
     PQclear(res);
+    err_clear(&err);
     db->in_tx = false;
 }
 
 int
 db_ping(struct db *db, struct app_err *err)
 {
-    if (db->conn == NULL) {
-        err_set(err, 503, "%s", client_message(503));
+    PGresult *res = db_simple(db, "SELECT 1", err);
+    if (res == NULL)
         return -1;
-    }
-    PGresult *res = PQexec(db->conn, "SELECT 1");
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fail_from_result(db, res, "ping", err);
-        PQclear(res);
-        return -1;
-    }
     PQclear(res);
     return 0;
 }

@@ -1,31 +1,72 @@
 /*
  * fcgi-app/db/db.h — the worker's one PostgreSQL connection.
  *
- * Opened lazily after fork, checked before every request (db_ensure): a
- * connection that died while PostgreSQL restarted is noticed there (its
- * socket turned readable with the server's goodbye) and replaced before a
- * request uses it.  Statements are prepared once per connection and run
- * with $n parameters only; no SQL is ever built from strings.
+ * Opened lazily after fork, checked before every request (db_ensure) and
+ * before every statement: a connection that died while it was idle (its
+ * socket turned readable with the server's goodbye) is replaced before
+ * anything is sent on it.  Statements are prepared once per connection and
+ * run with $n parameters only; no SQL is ever built from strings.
+ *
+ * Faults (API.md section 7, docs/OPERATIONS.md "Database timeouts and
+ * failover"):
+ *   * every connection sets statement_timeout, lock_timeout,
+ *     idle_in_transaction_session_timeout, TCP keepalives and
+ *     tcp_user_timeout, asks for a read-write server (multi-host
+ *     conninfo: the next connection after a failover finds the new
+ *     primary), and bounds each connection attempt per host;
+ *   * every call (db_exec, db_begin, db_commit, db_ping...) waits for its
+ *     reply until a client-side deadline (the reply timeout): a server
+ *     that stops answering — even one whose kernel still acknowledges, as
+ *     a SIGSTOPped one — costs at most that long, then the connection is
+ *     dropped and the call fails with a 503;
+ *   * re-send rule: a statement is sent again on a fresh connection only
+ *     when the old one was found dead before the statement went out (the
+ *     check before sending, or libpq refused to send).  Once sent, a
+ *     statement whose reply is lost is never run again: 503;
+ *   * a COMMIT that the server answers with ROLLBACK fails with a 503.
+ * After a call failed because the connection broke, the connection is
+ * dropped and the rest of the request fails fast (503) without
+ * reconnecting; the next request's db_ensure reconnects.
  *
  * Errors map through one SQLSTATE table to the status the client sees:
- * connection loss → 503, unique violation → 409, bad text → 422, anything
- * else → 500.  The PostgreSQL message goes to the app_err's detail (log
- * only), never to the client.
+ * connection loss, timeouts → 503, unique violation → 409, bad text → 422,
+ * anything else → 500.  The PostgreSQL message goes to the app_err's detail
+ * (log only), never to the client; the conninfo (it may hold a password)
+ * never reaches either.
  */
 #ifndef FI_DB_H
 #define FI_DB_H
 
 #include "../core/app_err.h"
+#include "../core/config.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Per-connection limits, from core/config (FINTEGRATE_DB_*). */
+struct db_limits {
+    long connect_timeout_s;     /* libpq connect_timeout, per host */
+    long reply_timeout_ms;      /* client-side deadline of one call */
+    long statement_timeout_ms;  /* 0 = none (server side) */
+    long lock_timeout_ms;       /* 0 = none */
+    long idle_in_tx_timeout_ms; /* 0 = none */
+    long keepalives;            /* 0 or 1 */
+    long keepalives_idle_s;
+    long keepalives_interval_s;
+    long keepalives_count;
+    long tcp_user_timeout_ms; /* 0 = the kernel's default */
+};
+
 struct db {
-    PGconn *conn;   /* NULL until connected */
-    char *conninfo; /* owned; a secret: never logged */
-    unsigned gen;   /* bumped at every (re)connect; invalidates prepares */
+    PGconn *conn;     /* NULL until connected, and after a drop */
+    char *conninfo;   /* owned; a secret: never logged */
+    char *options;    /* owned: our "-c" settings, then the conninfo's own */
+    bool conninfo_ok; /* libpq could parse conninfo */
+    struct db_limits limits;
+    unsigned gen; /* new at every (re)connect, unique in the process;
+                   * invalidates prepares */
     bool in_tx;
 };
 
@@ -41,7 +82,13 @@ struct db_stmt {
 #define DB_STMT(ident, n, text)                                                \
     static struct db_stmt ident = {#ident, text, n, 0}
 
-int db_init(struct db *db, const char *conninfo)
+/*
+ * Sets up `db` for cfg->db_url (copied) and the FINTEGRATE_DB_* limits of
+ * `cfg` (read now; cfg is not kept).  Connects nothing.  -1 on OOM only: a
+ * conninfo libpq cannot parse is logged (without its text) and every
+ * connection attempt then fails with a 503.  db_close it either way.
+ */
+int db_init(struct db *db, const struct config *cfg)
     __attribute__((warn_unused_result));
 void db_close(struct db *db);
 
@@ -53,7 +100,10 @@ int db_ensure(struct db *db, struct app_err *err)
 /*
  * Runs a prepared statement.  Returns the result (owned; PQclear) when its
  * status is PGRES_TUPLES_OK or PGRES_COMMAND_OK, else NULL with `err` set.
- * params: `st->nparams` strings, NULL for SQL NULL.
+ * params: `st->nparams` strings, NULL for SQL NULL.  Follows the re-send
+ * rule above: outside a transaction, a connection found dead before the
+ * statement was sent is replaced and the statement sent once on the new
+ * one; a lost reply is a 503, never a second run.
  */
 PGresult *db_exec(struct db *db, struct db_stmt *st, const char *const *params,
                   struct app_err *err) __attribute__((warn_unused_result));
@@ -76,9 +126,15 @@ int db_exec_changed(struct db *db, struct db_stmt *st,
 
 int db_begin(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));
+/* 0 only when the server answered COMMIT with COMMIT.  A COMMIT answered
+ * ROLLBACK (the transaction had already failed) is -1 with a 503; so is a
+ * lost reply (whether it committed is then unknown).  The transaction is
+ * over either way. */
 int db_commit(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));
-/* Rolls back if a transaction is open; safe to call at any time. */
+/* Rolls back if a transaction is open; safe to call at any time.  A
+ * ROLLBACK that gets no reply drops the connection (the server rolls back
+ * when it notices). */
 void db_rollback(struct db *db);
 
 /* A round trip ("SELECT 1").  0 ok, -1 with a 503. */

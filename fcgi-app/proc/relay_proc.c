@@ -67,7 +67,7 @@ relay_main(const struct config *cfg, size_t slot)
     prctl(PR_SET_NAME, "fi-relay");
     stop_signals_install(&stop_set, on_stop);
     metrics_set_slot(slot);
-    if (db_init(&db, cfg->db_url) < 0 || publisher_init(&pub, cfg) < 0) {
+    if (db_init(&db, cfg) < 0 || publisher_init(&pub, cfg) < 0) {
         log_error("relay: out of memory");
         _exit(1);
     }

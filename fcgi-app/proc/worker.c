@@ -63,7 +63,7 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
         log_error("worker: libfcgi initialisation failed");
         _exit(1);
     }
-    if (db_init(&db, cfg->db_url) < 0) {
+    if (db_init(&db, cfg) < 0) {
         log_error("worker: out of memory");
         _exit(1);
     }

@@ -151,7 +151,7 @@ CONSUMER_SRC      := $(sort $(wildcard consumer/*.c))
 CONSUMER_OBJ      := $(CONSUMER_SRC:%.c=$(BUILD)/%.o)
 CONSUMER_LIB_OBJ  := $(filter-out $(BUILD)/consumer/main.o,$(CONSUMER_OBJ))
 CONSUMER_CORE_OBJ := $(addprefix $(BUILD)/fcgi-app/core/,log.o strbuf.o text.o) \
-                     $(BUILD)/fcgi-app/mq/amqp_reply.o
+                     $(BUILD)/fcgi-app/mq/amqp_reply.o $(BUILD)/fcgi-app/mq/amqp_urls.o
 CONSUMER_LIBS     := $(PKG_LIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
 CONSUMER_UNIT_BIN := $(addprefix $(BUILD)/tests/unit/,test_reorder \
                      $(notdir $(basename $(wildcard tests/unit/test_consumer_*.c))))

@@ -25,48 +25,32 @@ int
 amqpc_init(struct amqpc *c, const char *url, const char *queue,
            const char *connection_name, int prefetch, struct strbuf *reason)
 {
-    struct amqp_connection_info info;
-    char *copy = NULL;
-    int rc = -1;
-
     memset(c, 0, sizeof *c);
-    c->url = strdup(url);
     c->queue = strdup(queue);
     c->connection_name = strdup(connection_name);
     c->prefetch = prefetch;
-    copy = strdup(url);
-    if (c->url == NULL || c->queue == NULL || c->connection_name == NULL ||
-        copy == NULL) {
+    if (c->queue == NULL || c->connection_name == NULL) {
         sb_puts(reason, "out of memory");
-        goto out;
+        return -1;
     }
     /* parse once now, so a bad URL stops start-up instead of looping */
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        sb_puts(reason, "FINTEGRATE_AMQP_URL is not a valid amqp:// URL");
-        goto out;
-    }
-    snprintf(c->where, sizeof c->where, "%s:%d vhost %s as %s", info.host,
-             info.port, info.vhost, info.user);
+    if (amqp_nodes_parse(&c->nodes, url, "FINTEGRATE_AMQP_URL", reason) < 0)
+        return -1;
+    c->where = c->nodes.n == 1 ? c->nodes.v[0].where : c->nodes.where_all;
     snprintf(c->consumer_tag, sizeof c->consumer_tag, "%s/%ld", connection_name,
              (long)getpid());
-    rc = 0;
-out:
-    if (copy != NULL)
-        explicit_bzero(copy, strlen(url));
-    free(copy);
-    return rc;
+    return 0;
 }
 
 void
 amqpc_free(struct amqpc *c)
 {
     amqpc_close(c);
-    if (c->url != NULL)
-        explicit_bzero(c->url, strlen(c->url));
-    free(c->url);
+    amqp_nodes_free(&c->nodes);
     free(c->queue);
     free(c->connection_name);
-    c->url = c->queue = c->connection_name = NULL;
+    c->queue = c->connection_name = NULL;
+    c->where = NULL;
 }
 
 bool
@@ -75,32 +59,30 @@ amqpc_is_open(const struct amqpc *c)
     return c->conn != NULL;
 }
 
-int
-amqpc_connect(struct amqpc *c, struct strbuf *reason)
+/* One node: connect, log in, channel, prefetch, basic.consume.  0 ok
+ * (c->conn set); -1 with the reason (c->conn NULL). */
+static int
+connect_node(struct amqpc *c, const struct amqp_node *node,
+             struct strbuf *reason)
 {
-    struct amqp_connection_info info;
+    const struct amqp_connection_info *info = &node->info;
     struct timeval tv = tv_ms(AMQPC_RPC_TIMEOUT_MS);
     amqp_socket_t *sock;
-    char *url = NULL;
     int rc = -1;
 
-    amqpc_drop(c);
-    url = strdup(c->url);
-    if (url == NULL || amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-        sb_puts(reason, "FINTEGRATE_AMQP_URL is not a valid amqp:// URL");
-        goto out;
-    }
     c->conn = amqp_new_connection();
     if (c->conn == NULL || (sock = amqp_tcp_socket_new(c->conn)) == NULL) {
         sb_puts(reason, "out of memory creating the AMQP connection");
         goto out;
     }
-    int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    int st = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
     if (st != AMQP_STATUS_OK) {
-        sb_printf(reason, "cannot connect to the broker at %s:%d: %s",
-                  info.host, info.port, amqp_error_string2(st));
+        sb_printf(reason, "cannot connect to the broker at %s: %s", node->where,
+                  amqp_error_string2(st));
         goto out;
     }
+    /* the handshake timeout bounds the whole login: a node that accepts
+     * TCP but never answers costs one timeout, then the next is tried */
     amqp_set_handshake_timeout(c->conn, &tv);
     amqp_set_rpc_timeout(c->conn, &tv);
 
@@ -121,9 +103,9 @@ amqpc_connect(struct amqpc *c, struct strbuf *reason)
     };
     amqp_table_t properties = {2, props};
     if (!amqp_reply_ok(amqp_login_with_properties(
-                           c->conn, info.vhost, 0, 131072, AMQPC_HEARTBEAT_S,
-                           &properties, AMQP_SASL_METHOD_PLAIN, info.user,
-                           info.password),
+                           c->conn, info->vhost, 0, 131072, AMQPC_HEARTBEAT_S,
+                           &properties, AMQP_SASL_METHOD_PLAIN, info->user,
+                           info->password),
                        "login", reason))
         goto out;
     amqp_channel_open(c->conn, AMQPC_CHANNEL);
@@ -139,12 +121,46 @@ amqpc_connect(struct amqpc *c, struct strbuf *reason)
         goto out;
     rc = 0;
 out:
-    if (url != NULL)
-        explicit_bzero(url, strlen(c->url));
-    free(url);
     if (rc < 0)
         amqpc_drop(c);
     return rc;
+}
+
+int
+amqpc_connect(struct amqpc *c, struct strbuf *reason)
+{
+    struct strbuf why = STRBUF_INIT;
+    size_t n = c->nodes.n;
+
+    amqpc_drop(c);
+    if (n == 0) {
+        sb_puts(reason, "FINTEGRATE_AMQP_URL names no broker");
+        return -1;
+    }
+    /* From the node after the one last connected to: after a lost
+     * connection, the lost node is tried last. */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (c->next + i) % n;
+        const struct amqp_node *node = &c->nodes.v[k];
+        sb_reset(&why);
+        c->where = node->where;
+        if (connect_node(c, node, &why) == 0) {
+            c->next = (k + 1) % n;
+            sb_free(&why);
+            return 0;
+        }
+        if (n == 1)
+            sb_puts(reason, sb_str(&why));
+        else if (strstr(sb_str(&why), node->where) != NULL)
+            sb_printf(reason, "%s%s", i ? "; " : "", sb_str(&why));
+        else
+            sb_printf(reason, "%s%s: %s", i ? "; " : "", node->where,
+                      sb_str(&why));
+    }
+    if (n > 1)
+        c->where = c->nodes.where_all;
+    sb_free(&why);
+    return -1;
 }
 
 static long

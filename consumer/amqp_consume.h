@@ -14,8 +14,14 @@
  * two intervals.  A dead broker is then noticed even when the TCP
  * connection does not break.
  *
+ * Several nodes: the URL may be a comma-separated list of the nodes of one
+ * cluster (fcgi-app/mq/amqp_urls.h).  amqpc_connect tries them in turn,
+ * starting at the node after the one it was last connected to, so after a
+ * lost connection the node that was lost is tried last; the caller's
+ * reconnect loop (with its back-off) thus cycles through the list.
+ *
  * Ownership: struct amqpc is the caller's; amqpc_init copies the strings
- * (the URL holds a password and is never logged: amqpc_where gives the
+ * (the URL holds a password and is never logged: `where` gives the
  * loggable host:port).  A delivery's body is owned by the caller
  * (amqpc_delivery_free).  Delivery tags are valid only on the connection
  * that delivered them: after AMQPC_LOST every tag is gone (the broker
@@ -25,6 +31,7 @@
 #define FC_AMQP_CONSUME_H
 
 #include "../fcgi-app/core/strbuf.h"
+#include "../fcgi-app/mq/amqp_urls.h"
 
 #include <amqp.h>
 #include <stdbool.h>
@@ -35,11 +42,14 @@
 
 struct amqpc {
     amqp_connection_state_t conn; /* NULL when closed */
-    char *url;                    /* owned; secret-bearing */
+    struct amqp_nodes nodes;      /* owned; secret-bearing */
+    size_t next;                  /* the node the next connect starts at */
     char *queue;                  /* owned */
     char *connection_name;        /* owned; shown in the management UI */
     char consumer_tag[128];
-    char where[300]; /* "host:port vhost /" for logs */
+    /* For logs, never a secret: "host:port" of the node connected to (or
+     * last tried), or every node's after a connect that found none. */
+    const char *where; /* borrowed from nodes */
     int prefetch;
 };
 
@@ -58,8 +68,9 @@ enum amqpc_event {
     AMQPC_LOST,     /* the connection or channel is gone; reason given */
 };
 
-/* Copies the strings.  0 ok, -1 out of memory or a URL librabbitmq cannot
- * parse (reason appended). */
+/* Copies the strings and parses the node list.  0 ok, -1 out of memory or
+ * a list that does not parse (reason appended: it names
+ * FINTEGRATE_AMQP_URL and the item's position, never the item). */
 int amqpc_init(struct amqpc *c, const char *url, const char *queue,
                const char *connection_name, int prefetch, struct strbuf *reason)
     __attribute__((warn_unused_result));
@@ -68,8 +79,10 @@ void amqpc_free(struct amqpc *c);
 
 bool amqpc_is_open(const struct amqpc *c);
 
-/* Connects, logs in, opens the channel, sets the prefetch and starts
- * consuming.  0 ok; -1 with the reason (connection closed again). */
+/* Connects to one node that answers (see above), logs in, opens the
+ * channel, sets the prefetch and starts consuming.  Each node costs at
+ * most the RPC timeout.  0 ok; -1 with the reason, naming each node tried
+ * by host:port when there are several (connection closed again). */
 int amqpc_connect(struct amqpc *c, struct strbuf *reason)
     __attribute__((warn_unused_result));
 

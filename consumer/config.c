@@ -5,6 +5,7 @@
 
 #include "../fcgi-app/core/log.h"
 #include "../fcgi-app/mq/amqp_conn.h"
+#include "../fcgi-app/mq/amqp_urls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@ enum opt_type {
     OPT_NAME,   /* a consumer_name: ^[a-z0-9][a-z0-9_-]{0,62}$ */
     OPT_STRING, /* non-empty text */
     OPT_URL,    /* http:// or https:// */
+    OPT_AMQP,   /* amqp:// URLs, comma-separated (mq/amqp_urls.h) */
     OPT_INT,    /* integer within [min, max] */
     OPT_BOOL,   /* a flag without value; variable "1"/"0" */
     OPT_LEVEL,  /* debug, info, warn, error */
@@ -45,9 +47,10 @@ static const struct opt_row rows[] = {
         "a file holding the consumer's API key (else FINTEGRATE_API_KEY)"),
     ROW("--base-url", "FINTEGRATE_BASE_URL", OPT_URL, base_url,
         "http://127.0.0.1:8080", 0, 0, "the Fintegrate API"),
-    ROW("--amqp-url", "FINTEGRATE_AMQP_URL", OPT_STRING, amqp_url,
+    ROW("--amqp-url", "FINTEGRATE_AMQP_URL", OPT_AMQP, amqp_url,
         "amqp://guest:guest@127.0.0.1:5672", 0, 0,
-        "the broker (prefer the variable: it may hold a password)"),
+        "the broker, or its cluster's nodes separated by commas (prefer "
+        "the variable: it may hold a password)"),
     ROW("--state-dir", "FINTEGRATE_CONSUMER_STATE_DIR", OPT_STRING, state_dir,
         NULL, 0, 0,
         "processed ids and sequences (default "
@@ -139,6 +142,16 @@ set_row(struct consumer_config *cfg, const struct opt_row *r, const char *raw,
             return -1;
         }
         break;
+    case OPT_AMQP: {
+        /* the same parse the connection does later: a bad list stops
+         * start-up with its position, never its text (a password) */
+        struct amqp_nodes nodes;
+        int rc = amqp_nodes_parse(&nodes, raw, label, err);
+        amqp_nodes_free(&nodes);
+        if (rc < 0)
+            return -1;
+        break;
+    }
     case OPT_STRING:
         if (raw[0] == '\0' && r->def != NULL && r->def[0] == '\0')
             return 0; /* optional and empty: not given */

@@ -18,10 +18,19 @@
 int
 mq_conn_init(struct mq_conn *m, const char *url, long timeout_ms)
 {
+    struct strbuf err = STRBUF_INIT;
+
     memset(m, 0, sizeof *m);
-    m->url = strdup(url);
     m->timeout_ms = timeout_ms;
-    return m->url ? 0 : -1;
+    if (amqp_nodes_parse(&m->nodes, url, "FINTEGRATE_AMQP_URL", &err) < 0) {
+        /* Not fatal: the service runs, events stay pending with this
+         * reason, as with a broker that cannot be reached. */
+        log_error("amqp: %s", sb_str(&err));
+        m->url_error = sb_steal(&err);
+        return m->url_error ? 0 : -1;
+    }
+    sb_free(&err);
+    return 0;
 }
 
 void
@@ -41,8 +50,9 @@ void
 mq_conn_free(struct mq_conn *m)
 {
     mq_conn_close(m);
-    free(m->url);
-    m->url = NULL;
+    amqp_nodes_free(&m->nodes);
+    free(m->url_error);
+    m->url_error = NULL;
 }
 
 bool
@@ -77,9 +87,9 @@ tv_ms(long ms)
 }
 
 /* Anything readable on an idle connection means the broker is closing it
- * (connection.close at shutdown) or has gone (EOF). */
+ * (connection.close at shutdown) or has gone (EOF).  Never waits. */
 static bool
-is_stale(struct mq_conn *m)
+is_stale(const struct mq_conn *m)
 {
     if (amqp_frames_enqueued(m->conn) || amqp_data_in_buffer(m->conn))
         return true;
@@ -89,49 +99,47 @@ is_stale(struct mq_conn *m)
     return poll(&pfd, 1, 0) != 0;
 }
 
-enum mq_result
-mq_conn_open(struct mq_conn *m, struct strbuf *reason)
+bool
+mq_conn_looks_up(const struct mq_conn *m)
 {
-    struct amqp_connection_info info;
-    char *url = NULL;
-    amqp_socket_t *sock;
-    struct timeval tv = tv_ms(m->timeout_ms);
+    return m->conn != NULL && !is_stale(m);
+}
 
-    if (m->conn != NULL) {
-        if (!is_stale(m))
-            return MQ_OK;
-        mq_conn_close(m);
-    }
-    url = strdup(m->url);
-    if (url == NULL || amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-        sb_puts(reason, "FINTEGRATE_AMQP_URL is not a valid amqp:// URL");
-        goto fail;
-    }
+/* One node: TCP connect, login, channel, confirm mode, each bounded by the
+ * timeout.  0 ok (m->conn set); -1 with the reason (m->conn NULL). */
+static int
+open_node(struct mq_conn *m, const struct amqp_node *node,
+          struct strbuf *reason)
+{
+    const struct amqp_connection_info *info = &node->info;
+    struct timeval tv = tv_ms(m->timeout_ms);
+    amqp_socket_t *sock;
+
     m->conn = amqp_new_connection();
     if (m->conn == NULL || (sock = amqp_tcp_socket_new(m->conn)) == NULL) {
         sb_puts(reason, "out of memory creating the AMQP connection");
         goto fail;
     }
-    int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    int rc = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
     if (rc != AMQP_STATUS_OK) {
         /* The reason is stored in the outbox, which consumers read: the
-         * broker's address goes to the log only. */
+         * broker's address goes to the log only (the caller's). */
         sb_printf(reason, "Cannot connect to the broker: %s",
                   amqp_error_string2(rc));
-        log_warn("amqp: cannot connect to %s:%d: %s", info.host, info.port,
-                 amqp_error_string2(rc));
         goto fail;
     }
     /* A broker that stops reading (flow control, a dead host) must not
      * block a publish for ever: sends time out like confirms do. */
     setsockopt(amqp_get_sockfd(m->conn), SOL_SOCKET, SO_SNDTIMEO, &tv,
                sizeof tv);
+    /* The handshake timeout bounds the whole login, so a node that
+     * accepts TCP but never answers (a paused broker) costs one timeout. */
     amqp_set_handshake_timeout(m->conn, &tv);
     amqp_set_rpc_timeout(m->conn, &tv);
     /* heartbeat 0: see the header */
-    if (!amqp_reply_ok(amqp_login(m->conn, info.vhost, 0, 131072, 0,
-                                  AMQP_SASL_METHOD_PLAIN, info.user,
-                                  info.password),
+    if (!amqp_reply_ok(amqp_login(m->conn, info->vhost, 0, 131072, 0,
+                                  AMQP_SASL_METHOD_PLAIN, info->user,
+                                  info->password),
                        "login", reason))
         goto fail;
     amqp_channel_open(m->conn, MQ_CHANNEL);
@@ -140,16 +148,57 @@ mq_conn_open(struct mq_conn *m, struct strbuf *reason)
     amqp_confirm_select(m->conn, MQ_CHANNEL);
     if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason))
         goto fail;
-    free(url);
-    m->last_tag = 0;
-    m->fresh = true;
-    return MQ_OK;
+    return 0;
 fail:
-    free(url);
     if (m->conn != NULL) {
         amqp_destroy_connection(m->conn);
         m->conn = NULL;
     }
+    return -1;
+}
+
+enum mq_result
+mq_conn_open(struct mq_conn *m, struct strbuf *reason)
+{
+    struct strbuf why = STRBUF_INIT;
+    size_t n = m->nodes.n;
+
+    if (m->conn != NULL) {
+        if (!is_stale(m))
+            return MQ_OK;
+        log_warn("amqp: the connection to broker node %s is gone; "
+                 "reconnecting",
+                 m->nodes.v[m->node].where);
+        mq_conn_close(m);
+    }
+    if (m->url_error != NULL) {
+        sb_puts(reason, m->url_error);
+        return MQ_CONNECTION;
+    }
+    /* From the node after the one last connected to: a node whose
+     * connection was just lost is tried last. */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (m->next + i) % n;
+        sb_reset(&why);
+        if (open_node(m, &m->nodes.v[k], &why) == 0) {
+            m->node = k;
+            m->next = (k + 1) % n;
+            m->last_tag = 0;
+            m->fresh = true;
+            if (n > 1)
+                log_info("amqp: connected to broker node %s (%zu of %zu)",
+                         m->nodes.v[k].where, k + 1, n);
+            sb_free(&why);
+            return MQ_OK;
+        }
+        log_warn("amqp: broker node %s: %s", m->nodes.v[k].where, sb_str(&why));
+    }
+    if (n > 1)
+        sb_printf(reason, "No broker node answered (%zu tried); the last: %s",
+                  n, sb_str(&why));
+    else
+        sb_puts(reason, sb_str(&why));
+    sb_free(&why);
     return MQ_CONNECTION;
 }
 

@@ -13,11 +13,20 @@
  * could not answer them); instead an idle connection with anything to read
  * (the broker's connection.close at shutdown, or EOF) counts as stale and is
  * replaced before use.  Nothing here touches the database.
+ *
+ * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list, mq/amqp_urls.h):
+ * mq_conn_open() tries them in turn, each bounded by the timeout, starting
+ * at the node after the last one it connected to, so a node whose
+ * connection was lost (or went stale) is tried last, not first.  It stays
+ * on the node that answered until that connection is lost.  Logs name a
+ * node by host:port only; failure reasons name none (they are stored in
+ * the outbox, which consumers read).
  */
 #ifndef FI_AMQP_CONN_H
 #define FI_AMQP_CONN_H
 
 #include "../core/strbuf.h"
+#include "amqp_urls.h"
 
 #include <amqp.h>
 #include <stdbool.h>
@@ -40,7 +49,10 @@ enum mq_result {
 
 struct mq_conn {
     amqp_connection_state_t conn; /* NULL when closed */
-    char *url;                    /* owned; holds a password: never logged */
+    struct amqp_nodes nodes;      /* owned; hold passwords: never logged */
+    char *url_error; /* owned: why the list did not parse, else NULL */
+    size_t node;     /* the node connected to (valid while conn is set) */
+    size_t next;     /* where the next connect starts */
     long timeout_ms;
     uint64_t last_tag; /* delivery tag of the last message sent */
     bool fresh;        /* opened since the caller last looked */
@@ -57,6 +69,10 @@ struct mq_message {
     uint64_t timestamp;         /* seconds since the epoch */
 };
 
+/* Copies and parses the node list `url`.  -1 only when out of memory.  A
+ * list that does not parse is logged once (an error naming the item's
+ * position, never its text) and makes every mq_conn_open fail with that
+ * sentence, as a broker that cannot be reached would. */
 int mq_conn_init(struct mq_conn *m, const char *url, long timeout_ms)
     __attribute__((warn_unused_result));
 void mq_conn_free(struct mq_conn *m);
@@ -64,8 +80,14 @@ void mq_conn_free(struct mq_conn *m);
 void mq_conn_close(struct mq_conn *m);
 bool mq_conn_is_open(const struct mq_conn *m);
 
-/* Opens the connection if it is closed or stale.  MQ_OK or MQ_CONNECTION
- * with the reason appended to `reason`. */
+/* Whether the connection is open and nothing says it is gone (nothing to
+ * read on it: no connection.close, no EOF).  Never waits: for GET /health,
+ * which must not touch the network. */
+bool mq_conn_looks_up(const struct mq_conn *m);
+
+/* Opens the connection if it is closed or stale, trying the nodes in turn
+ * (see above).  MQ_OK or MQ_CONNECTION with the reason appended to
+ * `reason`. */
 enum mq_result mq_conn_open(struct mq_conn *m, struct strbuf *reason);
 
 /*

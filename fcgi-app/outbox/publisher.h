@@ -74,10 +74,20 @@ void publisher_send(struct publisher *p, struct db *db,
 void publisher_declare_consumer(struct publisher *p, struct db *db,
                                 const char *consumer_name);
 
-/* "up", "down" or "circuit_open" as GET /health reports it.  Once the
- * cool-down has passed, this is the half-open try that decides, so a worker
- * that only serves reads does not report circuit_open for ever. */
-const char *publisher_broker_state(struct publisher *p, struct db *db);
+/*
+ * "up", "down" or "circuit_open" as GET /health and GET /events/health
+ * report it, from what this process already knows; it never touches the
+ * network (it answers at once even when the broker's host drops every
+ * packet):
+ *   circuit_open  the breaker is not closed (open, or half-open awaiting
+ *                 its try: only a publish or a probe moves it on);
+ *   up            the breaker is closed and the connection is open with
+ *                 nothing on it saying it is gone;
+ *   down          the breaker is closed but there is no connection (the
+ *                 last connect or publish failed, the broker closed it, or
+ *                 this process has not needed one yet).
+ * `db` is unused (kept for the callers). */
+const char *publisher_broker_state(const struct publisher *p, struct db *db);
 
 /* The metric label of a failure: "timeout", "nack", "returned",
  * "connection", "circuit_open" ("ok" for success, "held"). */

@@ -46,6 +46,21 @@ mq_conn_close(struct mq_conn *m)
     m->last_tag = 0;
 }
 
+/* Closes without the close handshake: after a timeout or a broken socket
+ * the broker would not answer it, and waiting for that would add a whole
+ * RPC timeout to the failure.  The next open starts at the next node. */
+static void
+mq_conn_drop(struct mq_conn *m, const char *why)
+{
+    if (m->conn == NULL)
+        return;
+    log_warn("amqp: dropping the connection to broker node %s: %s",
+             m->nodes.v[m->node].where, why);
+    amqp_destroy_connection(m->conn);
+    m->conn = NULL;
+    m->last_tag = 0;
+}
+
 void
 mq_conn_free(struct mq_conn *m)
 {
@@ -386,7 +401,7 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
     }
     if (fail != MQ_OK) {
         settle_rest(&b, fail);
-        mq_conn_close(m);
+        mq_conn_drop(m, sb_str(reason));
         return fail;
     }
     if (!amqp_frames_enqueued(m->conn) && !amqp_data_in_buffer(m->conn))
@@ -425,7 +440,7 @@ mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
         amqp_cstring_bytes(msg->routing_key), 1, 0, &props, body);
     if (rc != AMQP_STATUS_OK) {
         sb_printf(reason, "Publishing failed: %s", amqp_error_string2(rc));
-        mq_conn_close(m);
+        mq_conn_drop(m, sb_str(reason));
         return MQ_CONNECTION;
     }
     m->last_tag++;

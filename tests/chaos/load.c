@@ -7,13 +7,13 @@
  * when an earlier one finishes, so a slow or failing node does not slow the
  * offered load down; at most --connections attempts are in flight (curl
  * multi), and a write that finds them all busy starts late (the summary
- * says how late).  Attempts go round-robin over the --url nodes, retries
- * included.  About half of the writes create a customer (POST
- * /customer/data) with a random consumer's key; the others change the
- * status (PATCH /customer/change-status) of a customer created by this run,
- * with its owner's key, asking for the status it does not have.  A
- * customer has at most one write in flight, so the load itself causes no
- * 409 unless an earlier outcome was unknown.
+ * says how late).  New writes go round-robin over the --url nodes; a
+ * retry goes to the node after the one its previous attempt used.  About half
+ * of the writes create a customer (POST /customer/data) with a random
+ * consumer's key; the others change the status (PATCH /customer/change-status)
+ * of a customer created by this run, with its owner's key, asking for the
+ * status it does not have.  A customer has at most one write in flight, so the
+ * load itself causes no 409 unless an earlier outcome was unknown.
  *
  * --retry: every write carries an Idempotency-Key (a fresh UUID per logical
  * write); 502, 503, 504 and no answer are retried with the same key and
@@ -83,6 +83,7 @@ struct write {
     char *body; /* owned */
     char idem[UUID_TEXT];
     int attempts;
+    int last_node; /* the node of the latest attempt */
     int64_t first_start_ms;
     int64_t due_us; /* a retry waiting: when it may start */
 };
@@ -483,7 +484,13 @@ start_attempt(struct load *L, struct write *w)
     if (x == NULL)
         goto out;
     x->w = w;
-    x->node = (int)(L->next_node++ % L->urls.len);
+    /* new writes take turns; a retry goes to the node after its last one,
+     * so that retries never keep hitting the node that is down */
+    if (w->attempts == 0)
+        x->node = (int)(L->next_node++ % L->urls.len);
+    else
+        x->node = (int)(((size_t)w->last_node + 1) % L->urls.len);
+    w->last_node = x->node;
     const char *base = *(const char **)vec_at(&L->urls, (size_t)x->node);
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')

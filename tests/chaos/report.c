@@ -220,7 +220,7 @@ report_render(const struct report *r, struct strbuf *out)
         const struct report_row *row = &r->rows[i];
         bool is_window = i < r->n_windows;
         if (i == r->n_rows - 1) {
-            size_t dash = (size_t)w + 80 + (r->retry ? 19 : 0);
+            size_t dash = (size_t)w + 79 + (r->retry ? 19 : 0);
             for (size_t k = 0; k < dash; k++)
                 sb_puts(out, "-");
             sb_puts(out, "\n");

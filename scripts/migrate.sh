@@ -20,13 +20,17 @@ die() { printf 'migrate: error: %s\n' "$*" >&2; exit 1; }
 # Quiet NOTICEs ("relation already exists, skipping" and the like).
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
+# FINTEGRATE_DB_URL may name several hosts (docs/OPERATIONS.md, "Database
+# timeouts and failover"): like the service, ask for the read-write one
+# unless the URL or the caller says otherwise.
+export PGTARGETSESSIONATTRS=${PGTARGETSESSIONATTRS:-read-write}
 db() { psql -X -q -v ON_ERROR_STOP=1 -d "$FINTEGRATE_DB_URL" "$@"; }
 
 ensure_table() {
     db -c 'CREATE TABLE IF NOT EXISTS schema_migrations (
                version    text PRIMARY KEY,
                applied_at timestamptz NOT NULL DEFAULT now())' ||
-        die "cannot reach the database ($FINTEGRATE_DB_URL) or create schema_migrations"
+        die "cannot reach the database (FINTEGRATE_DB_URL) or create schema_migrations"
 }
 
 # list_migrations — "NUMBER FILE" lines, numerically sorted; refuses two

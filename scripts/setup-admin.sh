@@ -30,6 +30,10 @@ KEY_FILE=$FINTEGRATE_RUN_DIR/admin-api-key
 say() { printf 'setup-admin: %s\n' "$*" >&2; }
 die() { printf 'setup-admin: error: %s\n' "$*" >&2; exit 1; }
 
+# FINTEGRATE_DB_URL may name several hosts (docs/OPERATIONS.md, "Database
+# timeouts and failover"): like the service, ask for the read-write one
+# unless the URL or the caller says otherwise.
+export PGTARGETSESSIONATTRS=${PGTARGETSESSIONATTRS:-read-write}
 db() { psql -X -q -v ON_ERROR_STOP=1 -d "$FINTEGRATE_DB_URL" "$@"; }
 
 key_hash() { printf '%s' "$1" | sha256sum | cut -c1-64; }

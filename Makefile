@@ -6,6 +6,8 @@
 #                    isolated stack that is always torn down (SAN=1: under
 #                    AddressSanitizer + UBSan)
 #   make broker-stop / broker-start   the RabbitMQ outage drill
+#   make cluster / cluster-stop       2 app nodes, 3 RabbitMQ nodes, PG primary + standby
+#   make chaos       faults under load against that cluster (scripts/chaos.sh)
 #   make lint        cppcheck + clang-tidy;  make format-check
 
 CC      ?= cc
@@ -42,6 +44,7 @@ ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_LIB := $(BUILD)/tests/integration/itest.o
 
 .PHONY: all build tests run stop test unit deps broker-stop broker-start \
+        cluster cluster-stop chaos \
         lint format format-check clean bench valgrind
 
 all: build
@@ -111,6 +114,19 @@ test: deps
 
 unit: build $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t; done
+
+# The distributed stack on this machine (scripts/cluster.sh) and the fault
+# run against it (scripts/chaos.sh; `make test` runs its short form).
+cluster: deps
+	@$(MAKE) --no-print-directory build chaos-tool
+	@scripts/cluster.sh up
+
+cluster-stop:
+	@scripts/cluster.sh down
+
+chaos: deps
+	@$(MAKE) --no-print-directory build chaos-tool
+	@scripts/chaos.sh
 
 broker-stop:
 	@scripts/stack.sh broker-stop

@@ -49,6 +49,7 @@ render_nginx() {
         # difference from `make run`), then the placeholders stack.sh fills.
         sed -e "s|listen 127\.0\.0\.1:@HTTP_PORT@|listen @HTTP_PORT@|" \
             -e "s|@RUN_DIR@|$esc|g" \
+            -e "s|@FCGI_BACKUPS@||g" \
             -e "s|@CHECKOUT@|$APP_HOME|g" \
             -e "s|@HTTP_PORT@|$FINTEGRATE_HTTP_PORT|g" \
             -e "s|@RATE_KEY@|$FINTEGRATE_RATE_KEY|g" \

@@ -147,9 +147,30 @@ wait_for() {
 # sed_escape VALUE — VALUE made safe as a sed replacement (delimiter |).
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 
+# fcgi_backups — FINTEGRATE_FCGI_BACKUPS (comma-separated FastCGI sockets of
+# other app nodes: unix socket paths or host:port) as nginx upstream lines.
+fcgi_backups() {
+    local item out=""
+    local -a items
+    IFS=, read -r -a items <<<"${FINTEGRATE_FCGI_BACKUPS:-}"
+    for item in "${items[@]}"; do
+        [ -n "$item" ] || continue
+        [[ $item =~ ^[A-Za-z0-9._:/-]+$ ]] ||
+            die "FINTEGRATE_FCGI_BACKUPS: \"$item\" is not a socket path or host:port"
+        case $item in
+            /*) out+="server unix:$item backup; " ;;
+            *) out+="server $item backup; " ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
 # render TEMPLATE OUT — replace the @PLACEHOLDERS@ of a config template.
 render() {
+    local backups
+    backups=$(fcgi_backups)
     sed -e "s|@RUN_DIR@|$(sed_escape "$RUN")|g" \
+        -e "s|@FCGI_BACKUPS@|$(sed_escape "$backups")|g" \
         -e "s|@CHECKOUT@|$(sed_escape "$FINTEGRATE_CHECKOUT")|g" \
         -e "s|@HTTP_PORT@|$FINTEGRATE_HTTP_PORT|g" \
         -e "s|@RATE_KEY@|$FINTEGRATE_RATE_KEY|g" \
@@ -158,8 +179,10 @@ render() {
         -e "s|@BURST_IP@|$FINTEGRATE_BURST_IP|g" \
         "$1" >"$2.tmp"
     if grep -q '@[A-Z_]*@' "$2.tmp"; then
+        local left
+        left=$(grep -o '@[A-Z_]*@' "$2.tmp" | sort -u | tr '\n' ' ')
         rm -f "$2.tmp"
-        die "unknown placeholder left in $2: $(grep -o '@[A-Z_]*@' "$2.tmp" | sort -u | tr '\n' ' ')"
+        die "unknown placeholder left in $2: $left"
     fi
     mv "$2.tmp" "$2"
 }
@@ -268,6 +291,9 @@ pg_start() {
             die "postgres: not ready on 127.0.0.1:$FINTEGRATE_PG_PORT"
         say "postgres: ready on 127.0.0.1:$FINTEGRATE_PG_PORT (pid $(pg_pid))"
     fi
+    # A streaming standby (scripts/cluster.sh) is read-only: its schema and
+    # its admin key come from the primary.
+    [ "${FINTEGRATE_PG_STANDBY:-0}" = 1 ] && return 0
     pg_bootstrap || die "postgres: could not create role/database fintegrate"
     "$SCRIPTS_DIR/migrate.sh"
     FINTEGRATE_ADMIN_API_KEY=$ADMIN_KEY_FROM_ENV "$SCRIPTS_DIR/setup-admin.sh"
@@ -440,7 +466,9 @@ broker_stop() {
         say "rabbitmq: not running"
     fi
     rm -f "$RB_PID"
-    if epmd_up; then
+    # The nodes of a cluster (scripts/cluster.sh) share one epmd: the last
+    # one's `down` stops it, not a single node's stop.
+    if [ "${FINTEGRATE_EPMD_SHARED:-0}" != 1 ] && epmd_up; then
         epmd -port "$FINTEGRATE_EPMD_PORT" -kill >/dev/null 2>&1 || true
     fi
 }

@@ -18,6 +18,9 @@
 #      npm_ci.sh installs them into node_modules/ when they changed).  Without
 #      node/npm these are skipped with a message (scripts/install-deps.sh
 #      installs them).
+#   5. the short chaos run (scripts/chaos.sh --short: faults under load on a
+#      cluster of two app nodes, three RabbitMQ nodes and a PostgreSQL
+#      primary and standby, judged for lost, duplicated and reordered events).
 # Every binary runs even when an earlier one failed; the exit status is
 # non-zero when anything failed.
 #
@@ -183,6 +186,11 @@ reset_run_dir() {
     local out
     check_run_dir
     STACK_TOUCHED=1
+    if [ -d "$FINTEGRATE_RUN_DIR/cluster" ]; then
+        FINTEGRATE_CLUSTER_PORT_BASE=${FINTEGRATE_TEST_CLUSTER_PORT_BASE:-23000} \
+            FINTEGRATE_CLUSTER_DIR=$FINTEGRATE_RUN_DIR/cluster \
+            "$SCRIPTS_DIR/cluster.sh" down >/dev/null 2>&1 || true
+    fi
     if [ -d "$FINTEGRATE_RUN_DIR" ]; then
         out=$("$STACK" down 2>&1) || { printf '%s\n' "$out" >&2; die "could not stop the previous test stack"; }
         if [ "${FINTEGRATE_TEST_KEEP_DATA:-0}" != 1 ]; then
@@ -225,6 +233,40 @@ run_api_checks() {
     run_all config "$CHECKOUT/tests/config"
 }
 
+# run_chaos — the short fault run (scripts/chaos.sh --short) on a cluster of
+# its own (ports from FINTEGRATE_TEST_CLUSTER_PORT_BASE, default 23000; data
+# under the test run directory), after the test stack is down so that the two
+# never compete for the 2 cores.  chaos.sh always stops its cluster.
+run_chaos() {
+    local rc start secs
+    # shellcheck disable=SC2254,SC2194
+    case chaos in
+        ${FINTEGRATE_TEST_ONLY:-*}) ;;
+        *) return 0 ;;
+    esac
+    "$STACK" down >/dev/null 2>&1 || true
+    BINARIES=$((BINARIES + 1))
+    printf '\n=== chaos scripts/chaos.sh --short\n'
+    start=${EPOCHREALTIME/./}
+    set +e
+    FINTEGRATE_CLUSTER_PORT_BASE=${FINTEGRATE_TEST_CLUSTER_PORT_BASE:-23000} \
+        FINTEGRATE_CLUSTER_DIR=$FINTEGRATE_RUN_DIR/cluster \
+        FINTEGRATE_CLUSTER_KIND=test FINTEGRATE_PG_FAST=1 \
+        timeout --kill-after=30 "$TEST_TIMEOUT" "$SCRIPTS_DIR/chaos.sh" --short 2>&1 |
+        tee "$LOG_DIR/chaos.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    secs=$(( (${EPOCHREALTIME/./} - start) / 1000000 ))
+    if [ "$rc" = 0 ]; then
+        TESTS_PASSED=$((TESTS_PASSED + 1))
+        printf -- '--- PASS chaos (%ss)\n' "$secs"
+    else
+        TESTS_FAILED=$((TESTS_FAILED + 1))
+        printf -- '--- FAIL chaos (exit %s, %ss)\n' "$rc" "$secs"
+        FAILED+=("chaos")
+    fi
+}
+
 main() {
     local tests_dir=${FINTEGRATE_TEST_BIN_DIR:-$CHECKOUT/build/release/tests}
     local unit_dir=$tests_dir/unit itest_dir=$tests_dir/integration f
@@ -259,6 +301,7 @@ main() {
         done
         run_api_checks
     fi
+    run_chaos
 
     echo
     if [ ${#FAILED[@]} -eq 0 ]; then

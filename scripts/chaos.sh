@@ -72,9 +72,11 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 # ---------------------------------------------------------------------------
 declare -a CONSUMER_PIDS=()
 LOAD_PID=""
+BLACKHOLE_PORT=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    unblackhole
     [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
     for p in "${CONSUMER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -223,13 +225,21 @@ f_pg_restart() {
 f_pg_failover() { "$CLUSTER" pg-failover; }
 f_blackhole() {
     local port
-    port=$(sed -n 's/.*@127.0.0.1:\([0-9]*\),.*/\1/p' <<<"$FINTEGRATE_CLUSTER_DB_URL")
+    # The primary of the moment (a failover may have moved it).
+    port=$(eval "$("$CLUSTER" env)"; echo "$FINTEGRATE_CLUSTER_PG_PRIMARY_PORT")
+    say "  dropping every packet to and from 127.0.0.1:$port for 10 s"
     # Reached only when iptables works here (checked before the load).
+    BLACKHOLE_PORT=$port
     iptables -I INPUT -p tcp --dport "$port" -j DROP
     iptables -I INPUT -p tcp --sport "$port" -j DROP
     sleep 10
-    iptables -D INPUT -p tcp --dport "$port" -j DROP
-    iptables -D INPUT -p tcp --sport "$port" -j DROP
+    unblackhole
+}
+unblackhole() {
+    [ -n "$BLACKHOLE_PORT" ] || return 0
+    iptables -D INPUT -p tcp --dport "$BLACKHOLE_PORT" -j DROP 2>/dev/null || true
+    iptables -D INPUT -p tcp --sport "$BLACKHOLE_PORT" -j DROP 2>/dev/null || true
+    BLACKHOLE_PORT=""
 }
 can_blackhole() {
     command -v iptables >/dev/null 2>&1 && iptables -L INPUT >/dev/null 2>&1

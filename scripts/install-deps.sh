@@ -14,6 +14,10 @@ PACKAGES=(
     nginx-light spawn-fcgi libfcgi-dev
     libjansson-dev uuid-dev libssl-dev libcmocka-dev libcurl4-openssl-dev
     wrk
+    # make chaos black-holes the database port for its last window
+    iptables
+    # the static checks (scripts/static-checks.sh) and make fuzz (libFuzzer)
+    clang clang-format clang-tidy cppcheck
 )
 
 missing=()

@@ -54,7 +54,7 @@ wait_until(long long until)
 }
 
 _Noreturn void
-relay_main(const struct config *cfg, size_t slot)
+relay_main(const struct config *cfg, size_t slot, struct ready *ready)
 {
     struct db db;
     struct publisher pub;
@@ -71,7 +71,11 @@ relay_main(const struct config *cfg, size_t slot)
         log_error("relay: out of memory");
         _exit(1);
     }
-    log_info("relay started (a pass every %ld ms)", cfg->relay_interval_ms);
+    if (ready->await_db && ready_await_db(&db, "relay", &stop_requested) < 0)
+        ready_abandon(ready);
+    ready_notify(ready);
+    if (!stop_requested)
+        log_info("relay started (a pass every %ld ms)", cfg->relay_interval_ms);
     long long next = mono_ms();
     while (!stop_requested) {
         wait_until(next);

@@ -45,7 +45,8 @@ wait_readable(int fd)
 }
 
 _Noreturn void
-worker_main(const struct config *cfg, int listen_fd, size_t slot)
+worker_main(const struct config *cfg, int listen_fd, size_t slot,
+            struct ready *ready)
 {
     sigset_t stop_set;
     struct db db;
@@ -68,10 +69,16 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
         _exit(1);
     }
     struct app_err err = APP_ERR_INIT;
-    if (db_ensure(&db, &err) < 0)
+    if (ready->await_db) {
+        /* a roll's replacement: no request before the database answers;
+         * a stop while waiting skips the accept loop */
+        if (ready_await_db(&db, "worker", &stop_requested) < 0)
+            ready_abandon(ready);
+    } else if (db_ensure(&db, &err) < 0) {
         log_warn("worker: database not reachable yet (%s); will retry per "
                  "request",
                  err.detail ? err.detail : "");
+    }
     err_clear(&err);
 
     struct publisher pub;
@@ -83,7 +90,10 @@ worker_main(const struct config *cfg, int listen_fd, size_t slot)
         publisher_warm_up(&pub, &db);
 
     struct pipeline pipe = {.cfg = cfg, .db = &db, .pub = &pub};
-    log_info("worker started");
+    if (!stop_requested) {
+        ready_notify(ready);
+        log_info("worker started");
+    }
     while (!stop_requested) {
         if (!wait_readable(listen_fd))
             continue;

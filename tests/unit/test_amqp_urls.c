@@ -5,7 +5,11 @@
  * defaults, IPv6 hosts, percent-encoded passwords; refused: an empty list,
  * empty items (stray commas), items that are no amqp:// URL, amqps://,
  * blanks inside an item, a bad port — each with one sentence naming the
- * variable and the item's position and never the password.
+ * variable and the item's position and never the password.  And the
+ * publisher's connection (mq/amqp_conn.h) with a list that does not parse:
+ * it still initialises (the service runs, as with a broker it cannot
+ * reach), and every open fails at once, without a packet, with that
+ * sentence; nothing is open, so /health reads "down".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "core/strbuf.h"
+#include "mq/amqp_conn.h"
 #include "mq/amqp_urls.h"
 
 #define LABEL "FINTEGRATE_AMQP_URL"
@@ -216,6 +221,41 @@ test_bad_urls_name_their_position_never_the_password(void **state)
     sb_free(&err);
 }
 
+static void
+test_publisher_with_a_bad_list_fails_every_open_without_the_network(
+    void **state)
+{
+    (void)state;
+    struct mq_conn m;
+    struct strbuf reason = STRBUF_INIT;
+    assert_int_equal(
+        mq_conn_init(&m, "amqp://u:" SECRET "@h1,,amqp://u:" SECRET "@h3",
+                     1000),
+        0);
+    assert_false(mq_conn_is_open(&m));
+    assert_false(mq_conn_looks_up(&m));
+    for (int i = 0; i < 2; i++) {
+        sb_reset(&reason);
+        assert_int_equal(mq_conn_open(&m, &reason), MQ_CONNECTION);
+        assert_string_equal(sb_str(&reason),
+                            LABEL " item 2 of 3 is empty (a stray comma?)");
+        assert_false(mq_conn_is_open(&m));
+    }
+    mq_conn_free(&m);
+
+    /* a good list parses at init and opens nothing yet (lazily, after
+     * fork) */
+    assert_int_equal(mq_conn_init(&m, "amqp://h1:5672, amqp://h2:5673", 1000),
+                     0);
+    assert_null(m.url_error);
+    assert_int_equal(m.nodes.n, 2);
+    assert_int_equal(m.next, 0);
+    assert_false(mq_conn_looks_up(&m));
+    mq_conn_free(&m);
+    mq_conn_free(&m); /* twice is safe */
+    sb_free(&reason);
+}
+
 int
 main(void)
 {
@@ -227,6 +267,8 @@ main(void)
         cmocka_unit_test(test_empty_list),
         cmocka_unit_test(test_empty_items_name_their_position),
         cmocka_unit_test(test_bad_urls_name_their_position_never_the_password),
+        cmocka_unit_test(
+            test_publisher_with_a_bad_list_fails_every_open_without_the_network),
     };
     return cmocka_run_group_tests_name("amqp_urls", tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/version.h"
+#include "../mq/amqp_urls.h"
 #include "master.h"
 
 #include <fcgiapp.h>
@@ -45,6 +46,19 @@ listening_socket(const char *path)
         return -1;
     }
     return 0;
+}
+
+static int
+check_amqp_nodes(const char *list)
+{
+    struct amqp_nodes nodes = {0};
+    struct strbuf why = STRBUF_INIT;
+    int rc = amqp_nodes_parse(&nodes, list, "FINTEGRATE_AMQP_URL", &why);
+    if (rc < 0)
+        fprintf(stderr, "fintegrate-fcgi: %s\n", sb_str(&why));
+    amqp_nodes_free(&nodes);
+    sb_free(&why);
+    return rc;
 }
 
 int
@@ -90,6 +104,11 @@ main(int argc, char **argv)
                           "configuration");
         goto out;
     }
+    /* The broker's node list is checked here, not only at the first
+     * connect: a list that does not parse stops the start (and
+     * --check-config names the item's position, never its text). */
+    if (check_amqp_nodes(cfg.amqp_url) < 0)
+        goto out;
     if (check_only) {
         printf("fintegrate-fcgi: configuration OK (%ld workers)\n",
                cfg.workers);

@@ -143,6 +143,7 @@ db_drop(struct db *db)
         PQfinish(db->conn);
     db->conn = NULL;
     db->in_tx = false;
+    db->tx_depth = 0;
 }
 
 void
@@ -518,19 +519,62 @@ db_simple(struct db *db, const char *sql, struct app_err *err)
 int
 db_begin(struct db *db, struct app_err *err)
 {
+    if (db->tx_depth > 0) {
+        /* A level inside the open transaction: a savepoint named after
+         * its level (a number of ours, not input). */
+        char sql[32];
+        snprintf(sql, sizeof sql, "SAVEPOINT fi_sp%u", db->tx_depth + 1);
+        PGresult *res = db_simple(db, sql, err);
+        if (res == NULL)
+            return -1;
+        PQclear(res);
+        db->tx_depth++;
+        return 0;
+    }
     PGresult *res = db_simple(db, "BEGIN", err);
     if (res == NULL)
         return -1;
     PQclear(res);
     db->in_tx = true;
+    db->tx_depth = 1;
+    db->tx_floor = 0; /* a new transaction is never held by a stale hold */
     return 0;
+}
+
+int
+db_begin_held(struct db *db, struct app_err *err)
+{
+    if (db_begin(db, err) < 0)
+        return -1;
+    db->tx_floor = db->tx_depth;
+    return 0;
+}
+
+void
+db_unhold(struct db *db)
+{
+    db->tx_floor = 0;
+}
+
+bool
+db_tx_failed(const struct db *db)
+{
+    return db->conn != NULL && PQtransactionStatus(db->conn) == PQTRANS_INERROR;
 }
 
 int
 db_commit(struct db *db, struct app_err *err)
 {
+    if (db->tx_depth > 1 || (db->tx_depth == 1 && db->tx_floor > 0)) {
+        /* A savepoint keeps its work until the outer COMMIT: nothing to
+         * send.  At the held level the holder commits. */
+        if (db->tx_depth > db->tx_floor)
+            db->tx_depth--;
+        return 0;
+    }
     PGresult *res = db_simple(db, "COMMIT", err);
     db->in_tx = false;
+    db->tx_depth = 0;
     if (res == NULL)
         return -1;
     /* A transaction that had already failed ends with the tag "ROLLBACK":
@@ -547,30 +591,54 @@ db_commit(struct db *db, struct app_err *err)
     return 0;
 }
 
+/* Ends the transaction or returns to the savepoint of the current level;
+ * a failure drops the connection (and with it the transaction). */
+static void
+db_rollback_level(struct db *db)
+{
+    char sql[48];
+    if (db->tx_depth > 1)
+        snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT fi_sp%u",
+                 db->tx_depth);
+    else
+        snprintf(sql, sizeof sql, "ROLLBACK");
+    struct db_call c = {.op = DB_OP_QUERY, .sql = sql};
+    struct app_err err = APP_ERR_INIT;
+    bool unsent;
+    PGresult *res = call_once(db, &c, mono_ms() + db->limits.reply_timeout_ms,
+                              &unsent, &err);
+    if (res == NULL && db->conn != NULL) {
+        log_warn("database: %s failed (%s); dropping the connection", sql,
+                 err.detail ? err.detail : "");
+        db_drop(db);
+    }
+    PQclear(res);
+    err_clear(&err);
+}
+
 void
 db_rollback(struct db *db)
 {
+    if (db->tx_depth <= db->tx_floor && db->tx_depth > 0)
+        return; /* the held level: its holder ends it */
     if (!db->in_tx || db->conn == NULL) {
         db->in_tx = false;
+        db->tx_depth = 0;
         return;
     }
     if (db_is_stale(db)) {
         db_drop(db); /* the transaction died with it */
         return;
     }
-    struct db_call c = {.op = DB_OP_QUERY, .sql = "ROLLBACK"};
-    struct app_err err = APP_ERR_INIT;
-    bool unsent;
-    PGresult *res = call_once(db, &c, mono_ms() + db->limits.reply_timeout_ms,
-                              &unsent, &err);
-    if (res == NULL && db->conn != NULL) {
-        log_warn("database: ROLLBACK failed (%s); dropping the connection",
-                 err.detail ? err.detail : "");
-        db_drop(db);
+    db_rollback_level(db);
+    if (db->conn == NULL)
+        return; /* dropped: db_drop reset the state */
+    if (db->tx_depth > 1) {
+        db->tx_depth--;
+    } else {
+        db->in_tx = false;
+        db->tx_depth = 0;
     }
-    PQclear(res);
-    err_clear(&err);
-    db->in_tx = false;
 }
 
 int

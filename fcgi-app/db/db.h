@@ -68,6 +68,9 @@ struct db {
     unsigned gen; /* new at every (re)connect, unique in the process;
                    * invalidates prepares */
     bool in_tx;
+    unsigned tx_depth; /* 0 none, 1 a transaction, 2+ savepoints in it */
+    unsigned tx_floor; /* levels db_commit/db_rollback may not end (1
+                        * while db_begin_held's transaction is held) */
 };
 
 /* A statement prepared on first use on each connection.  Declare them
@@ -124,18 +127,43 @@ int db_exec_changed(struct db *db, struct db_stmt *st,
                     const char *const *params, bool *changed,
                     struct app_err *err) __attribute__((warn_unused_result));
 
+/*
+ * Transactions nest: db_begin inside an open transaction sets a savepoint
+ * (SAVEPOINT fi_sp<level>), the matching db_commit keeps its work (no round
+ * trip: the savepoint simply stays until the outer COMMIT) and db_rollback
+ * returns to it (ROLLBACK TO SAVEPOINT).  Only the outermost level sends
+ * BEGIN, COMMIT and ROLLBACK.
+ */
 int db_begin(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));
 /* 0 only when the server answered COMMIT with COMMIT.  A COMMIT answered
  * ROLLBACK (the transaction had already failed) is -1 with a 503; so is a
  * lost reply (whether it committed is then unknown).  The transaction is
- * over either way. */
+ * over either way.  Inside a held transaction (db_begin_held) a commit at
+ * the held level is a no-op: the holder commits. */
 int db_commit(struct db *db, struct app_err *err)
     __attribute__((warn_unused_result));
 /* Rolls back if a transaction is open; safe to call at any time.  A
  * ROLLBACK that gets no reply drops the connection (the server rolls back
- * when it notices). */
+ * when it notices).  Inside a held transaction it undoes only what was done
+ * since the caller's db_begin (its savepoint), and is a no-op at the held
+ * level itself. */
 void db_rollback(struct db *db);
+
+/*
+ * Begins a transaction that the db_begin/db_commit/db_rollback calls made
+ * inside it cannot end: theirs become savepoints (the pipeline holds one
+ * around a handler, so that the handler's change and the request's stored
+ * answer commit together).  db_unhold gives the transaction back to
+ * db_commit/db_rollback, which then end it for real.  0 ok, -1 with err.
+ */
+int db_begin_held(struct db *db, struct app_err *err)
+    __attribute__((warn_unused_result));
+void db_unhold(struct db *db);
+
+/* Whether the open transaction has failed (a statement in it errored and
+ * was not rolled back to a savepoint): only a rollback can follow. */
+bool db_tx_failed(const struct db *db);
 
 /* A round trip ("SELECT 1").  0 ok, -1 with a 503. */
 int db_ping(struct db *db, struct app_err *err)

@@ -41,9 +41,11 @@ long
 envelope_render(const struct envelope *env, struct strbuf *out)
 {
     int status = http_status_known(env->status) ? env->status : 500;
-    char *body = render_body(env);
-    const char *text = body ? body : oom_body;
-    if (body == NULL)
+    char *body = env->stored_body ? NULL : render_body(env);
+    const char *text = env->stored_body ? env->stored_body
+                       : body           ? body
+                                        : oom_body;
+    if (text == oom_body)
         status = 500;
     size_t len = strlen(text);
 
@@ -51,6 +53,8 @@ envelope_render(const struct envelope *env, struct strbuf *out)
               status, http_status_reason(status));
     if (env->request_id && env->request_id[0])
         sb_printf(out, "X-Request-ID: %s\r\n", env->request_id);
+    if (env->stored_body)
+        sb_puts(out, "Idempotent-Replayed: true\r\n");
     if (env->allow && env->allow[0])
         sb_printf(out, "Allow: %s\r\n", env->allow);
     sb_printf(out, "Content-Length: %zu\r\n\r\n", len);
@@ -76,13 +80,20 @@ envelope_send_text(const char *content_type, const char *body, size_t len,
     return n;
 }
 
+void
+envelope_write(const struct strbuf *rendered, FCGX_Stream *stream)
+{
+    if (!rendered->oom && rendered->len <= (size_t)__INT_MAX__)
+        FCGX_PutStr(sb_str(rendered), (int)rendered->len, stream);
+}
+
 long
 envelope_send(const struct envelope *env, FCGX_Stream *stream)
 {
     struct strbuf sb = STRBUF_INIT;
     long n = envelope_render(env, &sb);
-    if (n >= 0 && sb.len <= (size_t)__INT_MAX__)
-        FCGX_PutStr(sb_str(&sb), (int)sb.len, stream);
+    if (n >= 0)
+        envelope_write(&sb, stream);
     sb_free(&sb);
     return n;
 }

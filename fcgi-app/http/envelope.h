@@ -24,11 +24,20 @@ struct envelope {
     const char *message;    /* error sentence; ignored for < 400 */
     const char *request_id; /* borrowed */
     const char *allow;      /* Allow header value for 405, or NULL */
+    /* A stored answer replayed for an Idempotency-Key (API.md section 7):
+     * when set, these exact body bytes (borrowed, NUL-terminated) are sent
+     * with `status` instead of rendering data/message, and the response
+     * carries "Idempotent-Replayed: true". */
+    const char *stored_body;
 };
 
 /* Appends the CGI headers and the JSON body to `out`.  Returns the number of
- * body bytes (for the log), -1 when memory ran out. */
+ * body bytes (for the log), -1 when memory ran out.  The body is the last
+ * that many bytes of `out`. */
 long envelope_render(const struct envelope *env, struct strbuf *out);
+
+/* Writes what envelope_render appended to `rendered` to `stream`. */
+void envelope_write(const struct strbuf *rendered, FCGX_Stream *stream);
 
 /* Renders and writes `env` to `stream`.  Returns the body length or -1. */
 long envelope_send(const struct envelope *env, FCGX_Stream *stream);

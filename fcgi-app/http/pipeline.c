@@ -2,8 +2,11 @@
  * fcgi-app/http/pipeline.c — see pipeline.h.
  *
  * Order of checks (API.md section 6): unknown path 404 / other method 405
- * → key and consumer 401/403 → administrator 403 → body is JSON 400 →
- * validation 422 → the handler (self 403, existence 404, state 409).
+ * → key and consumer 401/403 → administrator 403 → Idempotency-Key (a
+ * replay answers here, section 7) → body is JSON 400 → validation 422 →
+ * the handler (self 403, existence 404, state 409).  With a key, the answer
+ * is rendered, stored and committed (idempotency.h) before the events are
+ * published and the answer is written.
  */
 #include "pipeline.h"
 #include "../core/log.h"
@@ -13,6 +16,7 @@
 #include "../outbox/after_commit.h"
 #include "auth.h"
 #include "envelope.h"
+#include "idempotency.h"
 #include "request.h"
 #include "router.h"
 
@@ -28,10 +32,12 @@ elapsed_ms(const struct timespec *start)
            (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
-/* Runs the gate and the handler; returns the status, with *data or err. */
+/* Runs the gate and the handler; returns the status, with *data or err,
+ * and *events (owned) the ids of the events the handler wrote. */
 static int
 dispatch(struct pipeline *p, struct request *req, const struct route **route,
-         struct strbuf *allow, json_t **data, struct app_err *err)
+         struct strbuf *allow, json_t **data, json_t **events,
+         struct idem *idem, struct app_err *err)
 {
     struct caller caller;
     json_t *raw = NULL, *in = NULL;
@@ -66,6 +72,14 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
                     req->path);
             return 403;
         }
+        switch (idem_start(idem, p->db, req, *route, caller.consumer_id, err)) {
+        case 0:
+            break;
+        case 1:
+            return idem->stored.status; /* the stored answer */
+        default:
+            return err->status;
+        }
     }
 
     if (!((*route)->flags & ROUTE_NO_INPUT)) {
@@ -96,12 +110,37 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
         err_set(err, 500, "Out of memory building the response");
         status = 500;
     }
-    if (status < 400)
-        outbox_publish_committed(p->pub, p->db, c.events);
-    json_decref(c.events);
+    *events = c.events;
     sb_free(&source);
     json_decref(in);
     return status;
+}
+
+/* With an Idempotency-Key: stores the answer just rendered into `out` (its
+ * body is the last n bytes) and commits it with the change.  When that
+ * fails, nothing was committed: the answer becomes the failure, and no
+ * event may be published. */
+static void
+store_answer(struct pipeline *p, struct idem *idem, const struct request *req,
+             long n, int *status, struct app_err *err, json_t *events,
+             struct strbuf *out)
+{
+    struct app_err ierr = APP_ERR_INIT;
+    /* An answer that could not be rendered is never stored. */
+    const char *body = n >= 0 ? sb_str(out) + out->len - (size_t)n : "";
+    if (idem_finish(idem, p->db, n >= 0 ? *status : 500, body, &ierr) == 0)
+        return;
+    err_clear(err);
+    *err = ierr;
+    *status = err->status;
+    json_array_clear(events);
+    sb_reset(out);
+    struct envelope env = {
+        .status = *status,
+        .message = err->msg,
+        .request_id = req->request_id,
+    };
+    envelope_render(&env, out);
 }
 
 void
@@ -111,14 +150,17 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
     struct app_err err = APP_ERR_INIT;
     struct strbuf allow = STRBUF_INIT;
     const struct route *route = NULL;
-    json_t *data = NULL;
+    json_t *data = NULL, *events = NULL;
+    struct idem idem = IDEM_INIT;
+    struct strbuf out = STRBUF_INIT;
     int status;
 
     if (request_read(&req, fcgx, &err) < 0)
         status = err.status;
     else
-        status = dispatch(p, &req, &route, &allow, &data, &err);
-    if (status >= 400 && err.msg == NULL)
+        status = dispatch(p, &req, &route, &allow, &data, &events, &idem, &err);
+    bool replayed = idem.replay;
+    if (status >= 400 && err.msg == NULL && !replayed)
         err_set(&err, status, "The request failed");
 
     if (status < 400 && route != NULL && (route->flags & ROUTE_RAW)) {
@@ -132,8 +174,15 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
             .message = err.msg,
             .request_id = req.request_id,
             .allow = status == 405 ? sb_str(&allow) : NULL,
+            .stored_body = idem.replay ? idem.stored.body : NULL,
         };
-        envelope_send(&env, fcgx->out);
+        long n = envelope_render(&env, &out);
+        if (idem.mode != IDEM_OFF && !replayed)
+            store_answer(p, &idem, &req, n, &status, &err, events, &out);
+        idem_end(&idem, p->db);
+        if (status < 400)
+            outbox_publish_committed(p->pub, p->db, events);
+        envelope_write(&out, fcgx->out);
     }
 
     /* One line per request; never the key, never the query string. */
@@ -150,10 +199,14 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
                   req.request_id, req.method, route_name, status, ms,
                   err.msg ? err.msg : "", err.detail ? err.detail : "");
     else
-        log_info("request rid=%s method=%s route=%s status=%d ms=%.2f",
-                 req.request_id, req.method, route_name, status, ms);
+        log_info("request rid=%s method=%s route=%s status=%d ms=%.2f%s",
+                 req.request_id, req.method, route_name, status, ms,
+                 replayed ? " replayed=1" : "");
 
+    idem_end(&idem, p->db);
+    json_decref(events);
     json_decref(data);
+    sb_free(&out);
     err_clear(&err);
     sb_free(&allow);
     request_free(&req);

@@ -8,6 +8,11 @@
  *   ROUTE_NO_INPUT  the handler takes no input; query and body are ignored
  *   ROUTE_RAW     success is plain text, not the envelope: the handler's
  *                 data is a JSON string, written as text/plain (/metrics)
+ *   ROUTE_IDEM_AFTER  a write that commits by itself (a re-drive, batch by
+ *                 batch): an Idempotency-Key's answer is stored after it,
+ *                 not in its transaction (http/idempotency.h)
+ *   ROUTE_NO_IDEM a write whose answer must never be stored (it holds a
+ *                 secret): an Idempotency-Key is refused with 422
  */
 #ifndef FI_ROUTER_H
 #define FI_ROUTER_H
@@ -31,6 +36,8 @@ enum route_flags {
     ROUTE_ADMIN = 1u << 1,
     ROUTE_NO_INPUT = 1u << 2,
     ROUTE_RAW = 1u << 3,
+    ROUTE_IDEM_AFTER = 1u << 4,
+    ROUTE_NO_IDEM = 1u << 5,
 };
 
 struct route {

@@ -2,7 +2,9 @@
  * fcgi-app/outbox/relay.c — see relay.h.
  */
 #include "relay.h"
+#include "../core/clock.h"
 #include "../core/log.h"
+#include "../db/idempotency_db.h"
 #include "../metrics/metrics.h"
 #include "redrive.h"
 
@@ -20,6 +22,35 @@ relay_outcome_label(enum relay_outcome o)
         return "error";
     }
     return "error";
+}
+
+/* Deletes expired Idempotency-Key rows, a few bounded batches at a time
+ * (relay.h); keys live 24 h, so running late costs only disk. */
+static void
+expire_idempotency_keys(struct db *db, bool (*should_stop)(void))
+{
+    static long long next_at;
+    long long now = mono_ms();
+    long total = 0, deleted = RELAY_IDEM_EXPIRE_BATCH;
+    struct app_err err = APP_ERR_INIT;
+
+    if (now < next_at)
+        return;
+    next_at = now + RELAY_IDEM_EXPIRE_EVERY_MS;
+    for (int i = 0;
+         i < RELAY_IDEM_EXPIRE_BATCHES && deleted == RELAY_IDEM_EXPIRE_BATCH &&
+         !(should_stop && should_stop());
+         i++) {
+        if (idem_db_expire(db, RELAY_IDEM_EXPIRE_BATCH, &deleted, &err) < 0) {
+            log_warn("relay: deleting expired idempotency keys: %s",
+                     err.detail ? err.detail : err.msg);
+            err_clear(&err);
+            break;
+        }
+        total += deleted;
+    }
+    if (total > 0)
+        log_info("relay: %ld expired idempotency keys deleted", total);
 }
 
 enum relay_outcome
@@ -59,6 +90,7 @@ relay_pass(struct publisher *p, struct db *db, const struct config *cfg,
                  err.detail ? err.detail : err.msg);
         err_clear(&err);
     }
+    expire_idempotency_keys(db, should_stop);
 count:
     metrics_relay_pass(relay_outcome_label(out), *published);
     return out;

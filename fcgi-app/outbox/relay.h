@@ -13,6 +13,12 @@
  * recorded (outbox_relay_state, for GET /events/health) and counted in the
  * metrics.
  *
+ * After a pass, at most every RELAY_IDEM_EXPIRE_EVERY_MS, the relay also
+ * deletes expired Idempotency-Key rows (older than 24 h, API.md section
+ * 7): batches of RELAY_IDEM_EXPIRE_BATCH, at most RELAY_IDEM_EXPIRE_BATCHES
+ * per turn, oldest first through the created_at index, skipping locked
+ * rows (several nodes' relays may run it together).
+ *
  * The process that runs the passes is proc/relay_proc.c.
  */
 #ifndef FI_RELAY_H
@@ -21,6 +27,10 @@
 #include "../core/config.h"
 #include "../db/db.h"
 #include "publisher.h"
+
+#define RELAY_IDEM_EXPIRE_EVERY_MS 10000
+#define RELAY_IDEM_EXPIRE_BATCH 1000
+#define RELAY_IDEM_EXPIRE_BATCHES 10
 
 enum relay_outcome {
     RELAY_PUBLISHED,   /* published at least one event */

@@ -58,9 +58,9 @@ idem_canonical_body(const char *body, size_t len, struct strbuf *out)
         sb_append(out, body ? body : "", len);
         return out->oom ? -1 : 0;
     }
-    /* JSON_ENCODE_ANY: a scalar body is still JSON (and a 400 later). */
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY |
-                                   JSON_ALLOW_NUL);
+    /* JSON_ENCODE_ANY: a scalar body is still JSON (and a 400 later).  No
+     * decoding flag here: JSON_ALLOW_NUL's bit means an indent to dumps. */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     json_decref(v);
     if (text == NULL)
         return -1;

@@ -69,7 +69,7 @@ function request(method, urlPath, opts = {}) {
   let body = null;
   if (opts.raw !== undefined) body = Buffer.from(opts.raw);
   else if (opts.body !== undefined) body = Buffer.from(JSON.stringify(opts.body));
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', ...(opts.headers || {}) };
   if (opts.key) headers['X-API-Key'] = opts.key;
   if (body) {
     headers['Content-Type'] = 'application/json';
@@ -240,6 +240,10 @@ async function call(name, method, urlPath, opts, expect) {
         if (!res.headers[h.toLowerCase()]) why.push(`no ${h} header`);
       }
     }
+    if (res.headers['idempotent-replayed'] !== undefined &&
+        !Object.keys(doc.obj.headers || {}).includes('Idempotent-Replayed')) {
+      why.push('an Idempotent-Replayed header the document does not give for this response');
+    }
   }
 
   // The request against the documented request rules.
@@ -318,6 +322,27 @@ async function main() {
   const cid = J(r).customer_id;
   const creationEvent = J(r).event_id;
   await call('create customer: missing name, unknown field', 'POST', '/customer/data', { key, body: { nmae: 'x' } }, 422);
+
+  // --- safe retries: Idempotency-Key (API.md section 7) ---------------------------------
+  {
+    const ik = { 'Idempotency-Key': uuid() };
+    const body = { name: `retry ${tag}`, status: 'INACTIVE' };
+    const first = await call('create with an Idempotency-Key', 'POST', '/customer/data', { key, body, headers: ik }, 201);
+    const again = await call('the same call again (a retry)', 'POST', '/customer/data',
+      { key, raw: JSON.stringify({ status: 'INACTIVE', name: body.name }), headers: ik }, 201);
+    report(again.headers && again.headers['idempotent-replayed'] === 'true' && again.text === first.text,
+      'a retry gets the stored answer byte for byte, with Idempotent-Replayed: true',
+      `Idempotent-Replayed ${again.headers && again.headers['idempotent-replayed']}; bodies ${again.text === first.text ? 'equal' : 'differ'}`);
+    await call('the key for another request', 'POST', '/customer/data', { key, body: { name: 'other' }, headers: ik }, 422);
+    await call('an invalid Idempotency-Key', 'POST', '/customer/data', { key, body, headers: { 'Idempotency-Key': 'a b' } }, 422);
+    const sk = { 'Idempotency-Key': uuid() };
+    const scBody = { customer_id: J(first).customer_id, status: 'ACTIVE' };
+    const sc = await call('status change with an Idempotency-Key', 'PATCH', '/customer/change-status', { key, body: scBody, headers: sk }, 200);
+    const sc2 = await call('status change retried', 'PATCH', '/customer/change-status', { key, body: scBody, headers: sk }, 200);
+    report(sc2.text === sc.text, 'a retried status change gets the same answer', 'bodies differ');
+    await call('issue key with an Idempotency-Key', 'POST', '/consumer/api-key',
+      { key: ADMIN, body: { consumer_id: consumerId }, headers: { 'Idempotency-Key': uuid() } }, 422);
+  }
   await call('create customer: bad status', 'POST', '/customer/data', { key, body: { name: 'x', status: 'japapa' } }, 422);
   await call('create customer: not JSON', 'POST', '/customer/data', { key, raw: '{"name": ' }, 400);
   await call('create customer: not an object', 'POST', '/customer/data', { key, raw: '[1]' }, 400);

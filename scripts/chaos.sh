@@ -207,14 +207,17 @@ f_broker_leader() {
     "$CLUSTER" part "$leader" broker-start >/dev/null
 }
 f_broker_all() {
+    # The three together: a clustered node waits at boot for its peers.
+    # (Wait for these jobs only: the consumers and the load are jobs too.)
     local i
-    for i in 1 2 3; do "$CLUSTER" part "rabbit$i" broker-stop >/dev/null & done
-    wait_jobs
+    local -a pids=()
+    for i in 1 2 3; do "$CLUSTER" part "rabbit$i" broker-stop >/dev/null & pids+=($!); done
+    for i in "${pids[@]}"; do wait "$i" || true; done
     sleep 15
-    for i in 1 2 3; do "$CLUSTER" part "rabbit$i" broker-start >/dev/null & done
-    wait_jobs
+    pids=()
+    for i in 1 2 3; do "$CLUSTER" part "rabbit$i" broker-start >/dev/null & pids+=($!); done
+    for i in "${pids[@]}"; do wait "$i" || true; done
 }
-wait_jobs() { local j; for j in $(jobs -p); do [ "$j" = "$LOAD_PID" ] && continue; wait "$j" || true; done; }
 f_pg_restart() {
     local p
     p=$(cat "$DIR/pg-primary" 2>/dev/null || echo pg1)

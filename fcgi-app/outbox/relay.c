@@ -37,10 +37,9 @@ expire_idempotency_keys(struct db *db, bool (*should_stop)(void))
     if (now < next_at)
         return;
     next_at = now + RELAY_IDEM_EXPIRE_EVERY_MS;
-    for (int i = 0;
-         i < RELAY_IDEM_EXPIRE_BATCHES && deleted == RELAY_IDEM_EXPIRE_BATCH &&
-         !(should_stop && should_stop());
-         i++) {
+    while (deleted == RELAY_IDEM_EXPIRE_BATCH &&
+           mono_ms() - now < RELAY_IDEM_EXPIRE_BUDGET_MS &&
+           !(should_stop && should_stop())) {
         if (idem_db_expire(db, RELAY_IDEM_EXPIRE_BATCH, &deleted, &err) < 0) {
             log_warn("relay: deleting expired idempotency keys: %s",
                      err.detail ? err.detail : err.msg);

@@ -15,9 +15,11 @@
  *
  * After a pass, at most every RELAY_IDEM_EXPIRE_EVERY_MS, the relay also
  * deletes expired Idempotency-Key rows (older than 24 h, API.md section
- * 7): batches of RELAY_IDEM_EXPIRE_BATCH, at most RELAY_IDEM_EXPIRE_BATCHES
- * per turn, oldest first through the created_at index, skipping locked
- * rows (several nodes' relays may run it together).
+ * 7): batches of RELAY_IDEM_EXPIRE_BATCH, oldest first through the
+ * created_at index, skipping locked rows (several nodes' relays may run it
+ * together), until a batch comes back short or the turn has taken
+ * RELAY_IDEM_EXPIRE_BUDGET_MS.  A batch takes a few ms, so a turn keeps up
+ * with tens of thousands of keys a second.
  *
  * The process that runs the passes is proc/relay_proc.c.
  */
@@ -30,7 +32,7 @@
 
 #define RELAY_IDEM_EXPIRE_EVERY_MS 10000
 #define RELAY_IDEM_EXPIRE_BATCH 1000
-#define RELAY_IDEM_EXPIRE_BATCHES 10
+#define RELAY_IDEM_EXPIRE_BUDGET_MS 250
 
 enum relay_outcome {
     RELAY_PUBLISHED,   /* published at least one event */

@@ -134,7 +134,7 @@ broker-stop:
 broker-start:
 	@scripts/stack.sh broker-start
 
-bench: build
+bench: build chaos-tool
 	@scripts/bench.sh
 
 valgrind: build $(ITEST_BIN)

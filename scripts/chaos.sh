@@ -22,8 +22,10 @@
 #
 # Knobs: FINTEGRATE_CHAOS_RATE (default 150), FINTEGRATE_CHAOS_CONSUMERS (3),
 # FINTEGRATE_CHAOS_WINDOW (seconds per fault, default 20; --short: 12),
-# FINTEGRATE_CHAOS_RETRY (1: every write carries an Idempotency-Key and is
-# retried after a 502/503/no answer; default 0), FINTEGRATE_CHAOS_KEEP=1
+# FINTEGRATE_CHAOS_RETRY (1, the default: every write carries an
+# Idempotency-Key and is retried with it after a 502/503/504/no answer, and
+# verify counts customers created twice and writes that never took effect;
+# 0: no key, no retry), FINTEGRATE_CHAOS_KEEP=1
 # (leave the cluster running), FINTEGRATE_CHAOS_DRAIN (seconds allowed for
 # the consumers to catch up, default 240), and cluster.sh's
 # FINTEGRATE_CLUSTER_* (port base, folder, workers per node).
@@ -40,7 +42,7 @@ SHORT=0
 RATE=${FINTEGRATE_CHAOS_RATE:-150}
 NCONSUMERS=${FINTEGRATE_CHAOS_CONSUMERS:-3}
 if [ "$SHORT" = 1 ]; then WINDOW=${FINTEGRATE_CHAOS_WINDOW:-12}; else WINDOW=${FINTEGRATE_CHAOS_WINDOW:-20}; fi
-RETRY=${FINTEGRATE_CHAOS_RETRY:-0}
+RETRY=${FINTEGRATE_CHAOS_RETRY:-1}
 DRAIN=${FINTEGRATE_CHAOS_DRAIN:-240}
 WARMUP=8
 
@@ -309,7 +311,8 @@ main() {
     local -a outs=()
     for name in ${CONSUMER_NAMES//,/ }; do outs+=(--consumer-out "$OUT/out/$name.log"); done
     "$CHAOS_BIN" verify --db "$FINTEGRATE_CLUSTER_DB_URL" "${outs[@]}" \
-        --consumers "$CONSUMER_NAMES" --since "$since" --wait "$DRAIN" || rc=1
+        --consumers "$CONSUMER_NAMES" --since "$since" --wait "$DRAIN" \
+        --requests "$OUT/requests.txt" --windows "$WINDOWS" || rc=1
     echo
     echo "cluster start-up: ${CLUSTER_UP_S}s; details in $OUT/"
     if [ "$rc" = 0 ]; then say "PASS"; else say "FAIL"; fi

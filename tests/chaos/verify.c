@@ -9,12 +9,21 @@
  * says how long that took from the start of verify.  A database that does
  * not answer during a poll (a failover) is tried again at the next one.
  *
+ * With --requests FILE (the request log of `load`) it also judges the writes
+ * themselves against the database (effect.h): customers created twice and
+ * acknowledged writes that are absent fail it; writes that never took
+ * effect fail it outside the database windows of --windows FILE, and are
+ * only reported without that file.
+ *
  * The conninfo is used as given (libpq handles multi-host lists) and never
  * printed: it may hold a password.
  */
 #include "check.h"
 #include "commands.h"
 #include "consumer_line.h"
+#include "effect.h"
+#include "reqlog.h"
+#include "report.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -41,11 +50,36 @@ static const char *const query =
     "       END "
     "   AND ($2::timestamptz IS NULL OR e.created_at > $2::timestamptz)";
 
+/* The writes' effects (--requests): the consumers' customers and their
+ * status-change events.  A minute before --since, so that a write made
+ * while the caller took its --since timestamp still counts; the chaos
+ * run's consumers are new, so nothing older is theirs. */
+#define CONSUMER_FILTER                                                        \
+    " CASE WHEN $1::text IS NULL "                                             \
+    "      THEN co.consumer_id <> "                                            \
+    "'00000000-0000-0000-0000-000000000001'::uuid "                            \
+    "      ELSE co.consumer_name = ANY (string_to_array($1::text, ',')) END "
+#define SINCE(col)                                                             \
+    " ($2::timestamptz IS NULL OR " col                                        \
+    " > $2::timestamptz - interval '1 minute') "
+static const char *const customers_query =
+    "SELECT c.customer_id::text, c.name FROM customers c "
+    "  JOIN consumers co ON co.consumer_id = c.consumer_id "
+    " WHERE " CONSUMER_FILTER " AND " SINCE("c.created_at");
+static const char *const status_events_query =
+    "SELECT e.customer_id::text, count(*) FROM customer_events e "
+    "  JOIN consumers co ON co.consumer_id = e.consumer_id "
+    " WHERE e.event_type = 'customer_status_change' "
+    "   AND e.customer_id IS NOT NULL AND " CONSUMER_FILTER
+    "   AND " SINCE("e.created_at") " GROUP BY 1";
+
 struct verify {
     const char *conninfo;
     struct vec files; /* const char * (argv) */
     const char *consumers;
     const char *since;
+    const char *requests; /* --requests FILE, or NULL */
+    const char *windows;  /* --windows FILE, or NULL */
     double wait_s;
     PGconn *conn;
     bool db_complained;
@@ -60,6 +94,7 @@ usage(FILE *to)
             "FILE\n"
             "           [--consumer-out FILE ...] [--consumers name,name]\n"
             "           [--wait SECONDS] [--since ISO_TIMESTAMP]\n"
+            "           [--requests FILE [--windows FILE]]\n"
             "\n"
             "  --db CONNINFO       libpq conninfo or URL (multi-host lists "
             "work)\n"
@@ -70,8 +105,19 @@ usage(FILE *to)
             "  --wait SECONDS      poll until all are processed, at most this "
             "long\n"
             "  --since TIMESTAMP   only events created after it\n"
+            "  --requests FILE     the --out file of `fintegrate-chaos load`: "
+            "also count\n"
+            "                      customers created twice and writes that "
+            "never took effect\n"
+            "  --windows FILE      the fault windows (as for report): writes "
+            "that never\n"
+            "                      took effect are allowed in database "
+            "windows only\n"
             "Exit status 1 when an accepted event is lost, processed twice or "
-            "out of\nper-customer order.\n");
+            "out of\nper-customer order; with --requests also when a customer "
+            "was created twice,\na write answered 2xx is not in the "
+            "database, or (with --windows) a write\noutside the database "
+            "windows never took effect.\n");
 }
 
 static int
@@ -83,6 +129,8 @@ parse_options(struct verify *v, int argc, char **argv)
         {"consumers", required_argument, NULL, 'c'},
         {"wait", required_argument, NULL, 'w'},
         {"since", required_argument, NULL, 's'},
+        {"requests", required_argument, NULL, 'r'},
+        {"windows", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -111,6 +159,12 @@ parse_options(struct verify *v, int argc, char **argv)
         case 's':
             v->since = optarg;
             break;
+        case 'r':
+            v->requests = optarg;
+            break;
+        case 'W':
+            v->windows = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(CHAOS_EXIT_OK);
@@ -119,7 +173,8 @@ parse_options(struct verify *v, int argc, char **argv)
             return -1;
         }
     }
-    if (optind < argc || v->conninfo == NULL || v->files.len == 0) {
+    if (optind < argc || v->conninfo == NULL || v->files.len == 0 ||
+        (v->windows != NULL && v->requests == NULL)) {
         usage(stderr);
         return -1;
     }
@@ -130,13 +185,10 @@ parse_options(struct verify *v, int argc, char **argv)
 
 enum db_outcome { DB_OK, DB_DOWN, DB_BAD_QUERY, DB_OOM };
 
-static enum db_outcome
-read_accepted(struct verify *v, struct check *c)
+/* A working connection in v->conn, or false (said once on stderr). */
+static bool
+connect_db(struct verify *v)
 {
-    const char *params[2] = {v->consumers, v->since};
-    enum db_outcome rc = DB_DOWN;
-    PGresult *res = NULL;
-
     if (v->conn != NULL && PQstatus(v->conn) != CONNECTION_OK) {
         PQfinish(v->conn);
         v->conn = NULL;
@@ -148,9 +200,21 @@ read_accepted(struct verify *v, struct check *c)
                 fprintf(stderr, "verify: the database does not answer: %s",
                         PQerrorMessage(v->conn));
             v->db_complained = true;
-            goto out;
+            return false;
         }
     }
+    return true;
+}
+
+static enum db_outcome
+read_accepted(struct verify *v, struct check *c)
+{
+    const char *params[2] = {v->consumers, v->since};
+    enum db_outcome rc = DB_DOWN;
+    PGresult *res = NULL;
+
+    if (!connect_db(v))
+        goto out;
     res = PQexecParams(v->conn, query, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         bool down = PQstatus(v->conn) != CONNECTION_OK;
@@ -254,7 +318,7 @@ print_result(const struct verify *v, const struct check_result *r,
     print_examples("order violations", r->order, &r->ex_order);
 }
 
-/* ------------------------------------------------------------------- main */
+/* -------------------------------------------------------------- the writes */
 
 static void
 sleep_us(int64_t us)
@@ -264,6 +328,217 @@ sleep_us(int64_t us)
     struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
+
+/* Reads the windows file into *out (struct report_window; free each with
+ * report_window_free).  0 or -1 (said on stderr). */
+static int
+read_windows(const char *path, struct vec *out)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    long line_no = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, "verify: cannot open --windows %s: %m\n", path);
+        return -1;
+    }
+    while (getline(&line, &cap, f) != -1) {
+        struct report_window w;
+        line_no++;
+        int r = report_parse_window(line, &w);
+        if (r == 0)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "verify: %s line %ld: not a window line\n", path,
+                    line_no);
+            goto out;
+        }
+        if (vec_push(out, &w) < 0) {
+            report_window_free(&w);
+            fprintf(stderr, "verify: out of memory\n");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Feeds every attempt of the request log to e.  0 or -1. */
+static int
+read_requests(const char *path, struct effect *e)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    long line_no = 0, malformed = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, "verify: cannot open --requests %s: %m\n", path);
+        return -1;
+    }
+    while (getline(&line, &cap, f) != -1) {
+        struct reqlog_attempt a;
+        line_no++;
+        int p = reqlog_parse(line, &a);
+        if (p == 0)
+            continue;
+        if (p < 0) {
+            /* a line cut short by a kill is expected at most at the end */
+            if (malformed++ < 3)
+                fprintf(stderr,
+                        "verify: %s line %ld: not a request line; skipped\n",
+                        path, line_no);
+            continue;
+        }
+        if (effect_attempt(e, &a) < 0) {
+            fprintf(stderr, "verify: out of memory\n");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The customers and status-change events of the consumers into e. */
+static enum db_outcome
+read_effects(struct verify *v, struct effect *e)
+{
+    const char *params[2] = {v->consumers, v->since};
+    PGresult *res = NULL;
+    enum db_outcome rc = DB_DOWN;
+
+    if (!connect_db(v))
+        return DB_DOWN;
+    for (int q = 0; q < 2; q++) {
+        res = PQexecParams(v->conn,
+                           q == 0 ? customers_query : status_events_query, 2,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            bool down = PQstatus(v->conn) != CONNECTION_OK;
+            fprintf(stderr, "verify: reading the customers failed: %s",
+                    PQresultErrorMessage(res));
+            rc = down ? DB_DOWN : DB_BAD_QUERY;
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(res); i++) {
+            int r = q == 0 ? effect_customer(e, PQgetvalue(res, i, 0),
+                                             PQgetvalue(res, i, 1))
+                           : effect_status_events(
+                                 e, PQgetvalue(res, i, 0),
+                                 strtol(PQgetvalue(res, i, 1), NULL, 10));
+            if (r < 0) {
+                rc = DB_OOM;
+                goto out;
+            }
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    rc = DB_OK;
+out:
+    PQclear(res);
+    return rc;
+}
+
+static void
+print_effects(const struct verify *v, const struct effect_result *r)
+{
+    printf("writes (request log)      %8ld   (creates %ld, status changes "
+           "%ld; last answer 2xx %ld, 4xx %ld, 5xx or none %ld)\n",
+           r->creates + r->statuses, r->creates, r->statuses, r->answered_2xx,
+           r->answered_4xx, r->unanswered);
+    printf("customers created twice   %8ld\n", r->twice);
+    printf("answered 2xx, not in db   %8ld\n", r->acked_absent);
+    if (v->windows != NULL)
+        printf("never took effect         %8ld   (%ld outside the database "
+               "windows, %ld in them)\n",
+               r->never, r->never - r->never_in_db_window,
+               r->never_in_db_window);
+    else
+        printf("never took effect         %8ld   (no --windows: reported, "
+               "not judged)\n",
+               r->never);
+    printf("took effect, unanswered   %8ld   (the client gave up or was "
+           "stopped)\n",
+           r->took_unanswered);
+    if (r->not_in_log > 0)
+        printf("customers of no logged create %4ld   (an attempt in flight "
+               "when the load stopped)\n",
+               r->not_in_log);
+    print_examples("customers created twice", r->twice, &r->ex_twice);
+    print_examples("answered 2xx, not in the database", r->acked_absent,
+                   &r->ex_absent);
+    print_examples("never took effect", r->never, &r->ex_never);
+}
+
+/* Judges the writes (--requests).  Sets *ok false when they fail; returns
+ * a CHAOS_EXIT_* status other than OK on an input or runtime error. */
+static int
+judge_writes(struct verify *v, bool *ok)
+{
+    struct vec windows = VEC_INIT(struct report_window);
+    struct effect e;
+    struct effect_result r;
+    int rc = CHAOS_EXIT_ERROR;
+    bool have = false;
+
+    effect_init(&e);
+    if (v->windows != NULL && read_windows(v->windows, &windows) < 0) {
+        rc = CHAOS_EXIT_USAGE;
+        goto out;
+    }
+    if (read_requests(v->requests, &e) < 0)
+        goto out;
+    /* The database may be in a failover: up to 30 tries a second apart,
+     * each from the request log again (a failed read leaves e partial). */
+    for (int tries = 0;; tries++) {
+        enum db_outcome o = read_effects(v, &e);
+        if (o == DB_OK)
+            break;
+        if (o == DB_BAD_QUERY) {
+            rc = CHAOS_EXIT_USAGE;
+            goto out;
+        }
+        if (o == DB_OOM || tries >= 30) {
+            fprintf(stderr, "verify: could not read the customers\n");
+            goto out;
+        }
+        effect_free(&e);
+        effect_init(&e);
+        if (read_requests(v->requests, &e) < 0)
+            goto out;
+        sleep_us(POLL_US);
+    }
+    if (effect_result(&e, windows.items, windows.len, &r) < 0) {
+        fprintf(stderr, "verify: out of memory\n");
+        goto out;
+    }
+    have = true;
+    print_effects(v, &r);
+    if (r.twice > 0 || r.acked_absent > 0 ||
+        (v->windows != NULL && r.never > r.never_in_db_window))
+        *ok = false;
+    rc = CHAOS_EXIT_OK;
+out:
+    if (have)
+        effect_result_free(&r);
+    for (size_t i = 0; i < windows.len; i++)
+        report_window_free(vec_at(&windows, i));
+    vec_free(&windows);
+    effect_free(&e);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- main */
 
 /* One poll: the outbox and every file into a fresh check, then *r.
  * 0 done, 1 the database did not answer (r untouched), -1 a fatal error
@@ -370,6 +645,13 @@ verify_main(int argc, char **argv)
     }
     print_result(&v, &r, all_after, waited);
     bool ok = r.lost == 0 && r.twice == 0 && r.order == 0;
+    if (v.requests != NULL) {
+        int w = judge_writes(&v, &ok);
+        if (w != CHAOS_EXIT_OK) {
+            rc = w;
+            goto out;
+        }
+    }
     printf("verify: %s\n", ok ? "OK" : "FAIL");
     fflush(stdout);
     rc = ok ? CHAOS_EXIT_OK : CHAOS_EXIT_FAIL;

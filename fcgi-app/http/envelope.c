@@ -3,6 +3,7 @@
  */
 #include "envelope.h"
 #include "../core/http_status.h"
+#include "../core/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,32 @@ static const char oom_body[] =
     "{\"data\":{},\"detail\":{\"status_code\":\"500\",\"status_name\":"
     "\"INTERNAL_SERVER_ERROR\",\"status_description\":\"The server ran out "
     "of memory while answering; please retry\"}}";
+
+/* A copy of `s` in which every byte that does not belong to valid UTF-8
+ * is U+FFFD (owned; free()), or NULL on out of memory.  jansson refuses
+ * text that is not UTF-8, and a sentence that echoes input (a path of
+ * arbitrary bytes) must still reach the client with its own status, not
+ * turn the answer into a 500. */
+static char *
+utf8_repaired(const char *s)
+{
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0xC0)
+            len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (len <= n - i && utf8_length(s + i, len) == 1) {
+            sb_append(&sb, s + i, len);
+            i += len;
+        } else {
+            sb_puts(&sb, "\xEF\xBF\xBD");
+            i++;
+        }
+    }
+    return sb_steal(&sb); /* NULL on out of memory */
+}
 
 static char *
 render_body(const struct envelope *env)
@@ -25,11 +52,20 @@ render_body(const struct envelope *env)
                            ? env->message
                            : http_status_reason(status);
 
+    char *repaired = NULL;
+    if (utf8_length(desc, strlen(desc)) < 0) {
+        repaired = utf8_repaired(desc);
+        if (repaired == NULL)
+            return NULL;
+        desc = repaired;
+    }
+
     json_t *data =
         (status < 400 && env->data) ? json_incref(env->data) : json_object();
     json_t *root = json_pack(
         "{s:o, s:{s:s, s:s, s:s}}", "data", data, "detail", "status_code", code,
         "status_name", http_status_name(status), "status_description", desc);
+    free(repaired);
     if (root == NULL)
         return NULL;
     char *body = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));

@@ -44,18 +44,10 @@ dispatch(struct pipeline *p, struct request *req, const struct route **route,
     bool from_query = false;
     int status;
 
-    switch (router_match(routes, routes_count, req->method, req->path, route,
-                         allow)) {
-    case ROUTER_NOT_FOUND:
-        err_set(err, 404, "No endpoint %s", req->path);
-        return 404;
-    case ROUTER_BAD_METHOD:
-        err_set(err, 405, "Method %s is not allowed on %s (allowed: %s)",
-                req->method, req->path, sb_str(allow));
-        return 405;
-    case ROUTER_FOUND:
-        break;
-    }
+    enum router_result found = router_match(routes, routes_count, req->method,
+                                            req->path, route, allow);
+    if (found != ROUTER_FOUND)
+        return router_error(found, req->method, req->path, sb_str(allow), err);
 
     /* The connection is checked (and replaced if stale) before any route
      * uses it, public ones included: /health reports what it finds. */

@@ -59,6 +59,17 @@ enum router_result router_match(const struct route *table, size_t n,
                                 const struct route **route,
                                 struct strbuf *allow);
 
+/*
+ * Fills `err` with the answer to a lookup that found no route and returns
+ * its status: ROUTER_NOT_FOUND is 404 "No endpoint <path>", ROUTER_BAD_METHOD
+ * 405 "Method <m> is not allowed on <path> (allowed: <allow>)".  Bytes of the
+ * method or path that are not UTF-8 text, and control characters, are shown
+ * %-escaped ("/%FF"), so the sentence always fits in the envelope (API.md
+ * section 7: a path that is not UTF-8 is an unknown path, 404).  Pure.
+ */
+int router_error(enum router_result res, const char *method, const char *path,
+                 const char *allow, struct app_err *err);
+
 /* Index of the first route with `path` (any method), or -1: the label of a
  * request that matched a path but not a method (metrics, the log line). */
 int router_path_index(const struct route *table, size_t n, const char *path);

@@ -390,6 +390,27 @@ test_non_ascii_message_verbatim(void **state)
     rendered_free(&r);
 }
 
+#define R "\xEF\xBF\xBD" /* U+FFFD */
+
+/* API.md section 7: a sentence that is not UTF-8 (it echoes a path of
+ * arbitrary bytes) keeps its status; the bytes that are not text become
+ * U+FFFD instead of turning the answer into a 500. */
+static void
+test_message_not_utf8_keeps_status(void **state)
+{
+    (void)state;
+    const char *msg = "No endpoint /\xFF\xC3(\xED\xA0\x80\xF4\x90\x80\x80"
+                      "\xC3\xA9";
+    struct envelope env = {.status = 404, .message = msg, .request_id = "r"};
+    struct rendered r;
+    render(&env, &r);
+    expect_headers(&r, 404, "r", NULL);
+    expect_body(&r, 404,
+                "No endpoint /" R R "(" R R R R R R R "\xC3\xA9");
+    rendered_free(&r);
+}
+#undef R
+
 static void
 test_large_body_content_length(void **state)
 {
@@ -532,6 +553,7 @@ main(void)
         cmocka_unit_test(test_unknown_status_is_500),
         cmocka_unit_test(test_non_ascii_kept_verbatim),
         cmocka_unit_test(test_non_ascii_message_verbatim),
+        cmocka_unit_test(test_message_not_utf8_keeps_status),
         cmocka_unit_test(test_large_body_content_length),
         cmocka_unit_test(test_render_appends),
         cmocka_unit_test(test_every_status_rendered),

@@ -264,6 +264,38 @@ test_routes_unknown_paths(void **state)
     }
 }
 
+/* router_error: the 404/405 sentences; bytes that are not UTF-8 text and
+ * control characters are %-escaped (API.md section 7). */
+static void
+expect_error(enum router_result res, const char *method, const char *path,
+             const char *allow, int want_status, const char *want_msg)
+{
+    struct app_err err = APP_ERR_INIT;
+    assert_int_equal(router_error(res, method, path, allow, &err),
+                     want_status);
+    assert_int_equal(err.status, want_status);
+    assert_string_equal(err.msg, want_msg);
+    err_clear(&err);
+}
+
+static void
+test_router_error_sentences(void **state)
+{
+    (void)state;
+    expect_error(ROUTER_NOT_FOUND, "GET", "/nope", "", 404,
+                 "No endpoint /nope");
+    expect_error(ROUTER_NOT_FOUND, "GET", "/\xFF", "", 404,
+                 "No endpoint /%FF");
+    expect_error(ROUTER_NOT_FOUND, "GET", "/caf\xC3\xA9/\xC3", "", 404,
+                 "No endpoint /caf\xC3\xA9/%C3");
+    expect_error(ROUTER_NOT_FOUND, "GET", "/a\nb\x7F\xED\xA0\x80", "", 404,
+                 "No endpoint /a%0Ab%7F%ED%A0%80");
+    expect_error(ROUTER_BAD_METHOD, "PUT\x01", "/customer/data",
+                 "GET, POST, DELETE", 405,
+                 "Method PUT%01 is not allowed on /customer/data (allowed: "
+                 "GET, POST, DELETE)");
+}
+
 static bool
 is_snake_case(const char *s)
 {
@@ -322,6 +354,7 @@ main(void)
         cmocka_unit_test(test_routes_every_row_reachable),
         cmocka_unit_test(test_routes_bad_method_allow),
         cmocka_unit_test(test_routes_unknown_paths),
+        cmocka_unit_test(test_router_error_sentences),
         cmocka_unit_test(test_routes_table_well_formed),
     };
     return cmocka_run_group_tests_name(

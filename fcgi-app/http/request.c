@@ -2,8 +2,12 @@
  * fcgi-app/http/request.c — FastCGI params, the body, and the input object.
  */
 #include "request.h"
+#include "../core/strbuf.h"
 #include "../core/text.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +93,313 @@ request_free(struct request *r)
     r->body_len = 0;
 }
 
+/*
+ * Valid JSON that jansson cannot hold (API.md section 7): an object key
+ * with a NUL character, a number beyond a 64-bit integer or a double.
+ * Both are 422 naming the field, not 400.  jansson stops at the first, so
+ * body_scan walks the tokens of the text, tracking the path of each value,
+ * reports every such key and number (err_add, 422), and writes a copy in
+ * which they are made harmless with the same length (a key's \u0000
+ * becomes \u0001, a number becomes 0 and spaces), so that jansson can
+ * then tell whether the rest of the body is valid JSON, with the same line
+ * and column in its message.
+ */
+struct scan_frame {
+    bool is_object;
+    size_t index; /* arrays: the element being read */
+    char *key;    /* objects: the current key as shown in paths (owned) */
+};
+
+struct body_scan {
+    struct scan_frame *frames; /* owned; frames[0] is the outermost */
+    size_t depth, cap;
+    struct strbuf fixed; /* the repaired copy */
+    struct app_err *err;
+};
+
+/* A name in a path or a sentence: a plain name as is, anything else as a
+ * JSON string cut at 64 code points. */
+static void
+append_name(struct strbuf *sb, const char *s, size_t n)
+{
+    bool plain = n > 0 && n <= 64;
+    for (size_t i = 0; plain && i < n; i++) {
+        char c = s[i];
+        plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '_' || c == '-';
+    }
+    if (plain) {
+        sb_append(sb, s, n);
+        return;
+    }
+    json_t *str = json_stringn(s, n);
+    char *text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
+    json_decref(str);
+    if (text == NULL) {
+        sb_puts(sb, "\"?\"");
+        return;
+    }
+    size_t len = strlen(text), cut = 0;
+    for (long cps = 0; cut < len && cps < 64; cps++) {
+        cut++;
+        while (cut < len && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut++;
+    }
+    sb_append(sb, text, cut);
+    if (cut < len)
+        sb_puts(sb, "...\"");
+    free(text);
+}
+
+/* The path of the value being read ("tags.x", "tag_values[2]"), or of the
+ * object holding a key when `of_key` ("" for the body itself). */
+static void
+scan_path(const struct body_scan *b, bool of_key, struct strbuf *sb)
+{
+    size_t n = of_key && b->depth > 0 ? b->depth - 1 : b->depth;
+    for (size_t i = 0; i < n; i++) {
+        const struct scan_frame *f = &b->frames[i];
+        if (!f->is_object)
+            sb_printf(sb, "[%zu]", f->index);
+        else if (f->key != NULL)
+            sb_printf(sb, "%s%s", i > 0 ? "." : "", f->key);
+    }
+}
+
+static int
+scan_push(struct body_scan *b, bool is_object)
+{
+    if (b->depth == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct scan_frame *f = realloc(b->frames, cap * sizeof *f);
+        if (f == NULL)
+            return -1;
+        b->frames = f;
+        b->cap = cap;
+    }
+    b->frames[b->depth++] = (struct scan_frame){.is_object = is_object};
+    return 0;
+}
+
+static void
+scan_pop(struct body_scan *b)
+{
+    if (b->depth > 0)
+        free(b->frames[--b->depth].key);
+}
+
+/* A string token (quotes included) that is an object key. */
+static void
+scan_key(struct body_scan *b, const char *tok, size_t n)
+{
+    struct scan_frame *f = &b->frames[b->depth - 1];
+    json_t *v = json_loadb(tok, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    const char *k = json_string_value(v);
+    size_t klen = json_string_length(v);
+    size_t at = b->fixed.len;
+
+    sb_append(&b->fixed, tok, n);
+    free(f->key);
+    f->key = NULL;
+    if (k == NULL) { /* not a valid string: jansson says so later */
+        json_decref(v);
+        return;
+    }
+    struct strbuf name = STRBUF_INIT;
+    append_name(&name, k, klen);
+    f->key = sb_steal(&name);
+    if (memchr(k, '\0', klen) != NULL && !b->fixed.oom) {
+        struct strbuf where = STRBUF_INIT;
+        scan_path(b, true, &where);
+        if (where.len == 0)
+            err_add(b->err, 422,
+                    "Field names must not contain NUL characters (got %s)",
+                    f->key ? f->key : "?");
+        else
+            err_add(b->err, 422,
+                    "%s keys must not contain NUL characters (got %s)",
+                    sb_str(&where), f->key ? f->key : "?");
+        sb_free(&where);
+        /* \u0000 -> \u0001 in the copy, escape by escape */
+        char *t = b->fixed.buf + at;
+        for (size_t i = 1; i + 1 < n; i++) {
+            if (t[i] != '\\')
+                continue;
+            if (t[i + 1] == 'u' && i + 5 < n && memcmp(t + i + 2, "0000", 4) == 0)
+                t[i + 5] = '1';
+            i += t[i + 1] == 'u' ? 5 : 1;
+        }
+    }
+    json_decref(v);
+}
+
+/* Whether n bytes are one JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
+static bool
+is_json_number(const char *s, size_t n, bool *integer)
+{
+    size_t i = 0;
+    *integer = true;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        size_t d = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+        *integer = false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+        *integer = false;
+    }
+    return i == n;
+}
+
+/* A number token: out of range (as jansson decides) → reported and
+ * replaced. */
+static void
+scan_number(struct body_scan *b, const char *tok, size_t n)
+{
+    bool integer;
+    char *text = is_json_number(tok, n, &integer) ? strndup(tok, n) : NULL;
+    bool out = false;
+    if (text != NULL) {
+        errno = 0;
+        if (integer)
+            (void)strtoll(text, NULL, 10);
+        else
+            out = isinf(strtod(text, NULL));
+        out = errno == ERANGE && (integer || out);
+    }
+    if (!out) {
+        sb_append(&b->fixed, tok, n);
+        free(text);
+        return;
+    }
+    struct strbuf where = STRBUF_INIT, got = STRBUF_INIT;
+    scan_path(b, false, &where);
+    sb_append(&got, text, n > 64 ? 64 : n);
+    if (n > 64)
+        sb_puts(&got, "...");
+    if (integer)
+        err_add(b->err, 422,
+                "%s is out of range (got %s): an integer must be between "
+                "%lld and %lld",
+                where.len ? sb_str(&where) : "A value", sb_str(&got),
+                (long long)INT64_MIN, (long long)INT64_MAX);
+    else
+        err_add(b->err, 422,
+                "%s is out of range (got %s): a number must be below "
+                "1.8e308 in magnitude",
+                where.len ? sb_str(&where) : "A value", sb_str(&got));
+    sb_free(&where);
+    sb_free(&got);
+    sb_append(&b->fixed, "0", 1);
+    for (size_t i = 1; i < n; i++)
+        sb_append(&b->fixed, " ", 1);
+    free(text);
+}
+
+static bool
+is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Fills b->fixed and b->err from the text; -1 when memory ran out. */
+static int
+body_scan_run(struct body_scan *b, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !b->fixed.oom) {
+        char c = s[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && s[j] != '"')
+                j += s[j] == '\\' ? 2 : 1;
+            if (j >= n) { /* unterminated: jansson reports it */
+                sb_append(&b->fixed, s + i, n - i);
+                break;
+            }
+            size_t k = j + 1;
+            while (k < n && is_ws(s[k]))
+                k++;
+            if (k < n && s[k] == ':' && b->depth > 0 &&
+                b->frames[b->depth - 1].is_object)
+                scan_key(b, s + i, j + 1 - i);
+            else
+                sb_append(&b->fixed, s + i, j + 1 - i);
+            i = j + 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i + 1;
+            while (j < n && strchr("0123456789+-.eE", s[j]) != NULL &&
+                   s[j] != '\0')
+                j++;
+            scan_number(b, s + i, j - i);
+            i = j;
+        } else {
+            if ((c == '{' || c == '[') && scan_push(b, c == '{') < 0)
+                return -1;
+            if (c == '}' || c == ']')
+                scan_pop(b);
+            if (c == ',' && b->depth > 0 && !b->frames[b->depth - 1].is_object)
+                b->frames[b->depth - 1].index++;
+            sb_append(&b->fixed, &c, 1);
+            i++;
+        }
+    }
+    return b->fixed.oom ? -1 : 0;
+}
+
+/* After jansson refused `body` for a NUL in a key or a number out of
+ * range: 0 with the 422 in `err` when that is all that is wrong with it
+ * (and it is an object); -1 when it is not JSON after all (jerr then holds
+ * jansson's error about the rest) or memory ran out. */
+static int
+body_explain(const char *body, size_t len, struct app_err *err,
+             json_error_t *jerr)
+{
+    struct app_err found = APP_ERR_INIT;
+    struct body_scan b = {.fixed = STRBUF_INIT, .err = &found};
+    int rc = -1;
+    if (body_scan_run(&b, body, len) < 0 || found.status == 0)
+        goto out;
+    json_t *v = json_loadb(
+        sb_str(&b.fixed), b.fixed.len,
+        JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, jerr);
+    if (v != NULL && json_is_object(v)) {
+        err_clear(err);
+        *err = found;
+        found = (struct app_err)APP_ERR_INIT;
+        rc = 0;
+    } else if (v != NULL) {
+        jerr->text[0] = '\0'; /* valid JSON, not an object */
+    }
+    json_decref(v);
+out:
+    while (b.depth > 0)
+        scan_pop(&b);
+    free(b.frames);
+    sb_free(&b.fixed);
+    err_clear(&found);
+    return rc;
+}
+
 int
 body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
 {
@@ -97,6 +408,15 @@ body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
         body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
         &jerr);
     *out = NULL;
+    if (v == NULL && (json_error_code(&jerr) == json_error_null_byte_in_key ||
+                      json_error_code(&jerr) == json_error_numeric_overflow)) {
+        if (body_explain(body, len, err, &jerr) == 0)
+            return -1;
+        if (jerr.text[0] == '\0') {
+            err_set(err, 400, "Request body must be a JSON object");
+            return -1;
+        }
+    }
     if (v == NULL) {
         if (strstr(jerr.text, "duplicate object key") != NULL)
             err_set(err, 400,

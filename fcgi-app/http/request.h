@@ -53,7 +53,10 @@ int request_input(const struct request *r, json_t **input, bool *from_query,
 int query_parse(const char *query, json_t **out, struct app_err *err)
     __attribute__((warn_unused_result));
 
-/* Parses a JSON body that must be an object (400 otherwise). */
+/* Parses a JSON body that must be an object (400 otherwise).  Valid JSON
+ * that jansson cannot hold — a NUL in an object key, a number beyond a
+ * 64-bit integer or a double — is 422 naming each such key and value
+ * (API.md section 7); the body is still 400 if anything else is wrong. */
 int body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
     __attribute__((warn_unused_result));
 

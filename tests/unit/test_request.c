@@ -300,6 +300,88 @@ test_body_nul_accepted_by_parser(void **state)
     json_decref(out);
 }
 
+/* Expects a 422 with exactly `want` as the sentence. */
+static void
+body_422(const char *body, const char *want)
+{
+    struct app_err err = APP_ERR_INIT;
+    json_t *out = (json_t *)&err;
+    if (body_parse(body, strlen(body), &out, &err) != -1)
+        fail_msg("body accepted: %s", body);
+    assert_null(out);
+    if (err.status != 422 || strcmp(err.msg, want) != 0)
+        fail_msg("%s: got %d \"%s\", expected 422 \"%s\"", body, err.status,
+                 err.msg, want);
+    err_clear(&err);
+}
+
+/* API.md section 7: valid JSON that jansson cannot hold is 422 naming the
+ * field, not 400 — a NUL in an object key, a number out of range. */
+static void
+test_body_nul_in_key_is_422(void **state)
+{
+    (void)state;
+    body_422("{\"name\":\"x\",\"a\\u0000b\":1}",
+             "Field names must not contain NUL characters (got "
+             "\"a\\u0000b\")");
+    body_422("{\"tags\":{\"k\\u0000\":\"v\",\"ok\":\"\\u0000\"}}",
+             "tags keys must not contain NUL characters (got \"k\\u0000\")");
+    body_422("{\"l\":[1,{\"\\u0000\":2}]}",
+             "l[1] keys must not contain NUL characters (got \"\\u0000\")");
+    /* an escaped backslash before u0000 is not a NUL */
+    BODY_OK("{\"a\\\\u0000\":1}", "{\"a\\\\u0000\":1}");
+    /* still 400 when something else is wrong as well */
+    free(BODY_BAD("{\"a\\u0000\":1,}"));
+    free(BODY_BAD("{\"a\\u0000\":1,\"b\":1,\"b\":2}"));
+    free(BODY_BAD("[{\"a\\u0000\":1}]"));
+}
+
+static void
+test_body_number_out_of_range_is_422(void **state)
+{
+    (void)state;
+    body_422("{\"consumer_id\":\"x\",\"expires_in_days\":"
+             "99999999999999999999}",
+             "expires_in_days is out of range (got 99999999999999999999): an "
+             "integer must be between -9223372036854775808 and "
+             "9223372036854775807");
+    body_422("{\"limit\":-9223372036854775809}",
+             "limit is out of range (got -9223372036854775809): an integer "
+             "must be between -9223372036854775808 and 9223372036854775807");
+    body_422("{\"o\":{\"x y\":[0,1e999]}}",
+             "o.\"x y\"[1] is out of range (got 1e999): a number must be "
+             "below 1.8e308 in magnitude");
+    /* every problem, in body order, with a NUL key too */
+    body_422("{\"a\":1e400,\"b\\u0000\":-1e400}",
+             "a is out of range (got 1e400): a number must be below 1.8e308 "
+             "in magnitude; Field names must not contain NUL characters (got "
+             "\"b\\u0000\"); \"b\\u0000\" is out of range (got -1e400): a "
+             "number must be below 1.8e308 in magnitude");
+    /* the limits themselves, tiny reals and digits in strings are fine */
+    BODY_OK("{\"a\":9223372036854775807,\"b\":-9223372036854775808,"
+            "\"c\":1e-400,\"d\":\"99999999999999999999\"}",
+            "{\"a\":9223372036854775807,\"b\":-9223372036854775808,"
+            "\"c\":0.0,\"d\":\"99999999999999999999\"}");
+    /* a long number is quoted cut at 64 characters */
+    char body[200];
+    snprintf(body, sizeof body, "{\"n\":%s}",
+             "1234567890123456789012345678901234567890"
+             "1234567890123456789012345678901234567890");
+    struct app_err err = APP_ERR_INIT;
+    json_t *out = NULL;
+    assert_int_equal(body_parse(body, strlen(body), &out, &err), -1);
+    assert_int_equal(err.status, 422);
+    assert_non_null(strstr(err.msg, "(got 1234567890123456789012345678901234567890"
+                                    "123456789012345678901234...)"));
+    err_clear(&err);
+    /* not JSON for another reason: 400, with jansson's position */
+    char *msg = BODY_BAD("{\"a\":99999999999999999999,\n \"b\":01}");
+    assert_non_null(strstr(msg, "line 2, column"));
+    free(msg);
+    free(BODY_BAD("{\"a\":-099999999999999999999}"));
+    free(BODY_BAD("[99999999999999999999]"));
+}
+
 static void
 test_body_deep_nesting(void **state)
 {
@@ -425,6 +507,8 @@ main(void)
         cmocka_unit_test(test_body_not_an_object),
         cmocka_unit_test(test_body_duplicate_keys),
         cmocka_unit_test(test_body_nul_accepted_by_parser),
+        cmocka_unit_test(test_body_nul_in_key_is_422),
+        cmocka_unit_test(test_body_number_out_of_range_is_422),
         cmocka_unit_test(test_body_deep_nesting),
         cmocka_unit_test(test_input_get),
         cmocka_unit_test(test_input_delete),

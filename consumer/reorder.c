@@ -8,6 +8,7 @@
  */
 #include "reorder.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,13 +61,21 @@ find(struct reorder *r, const char *key)
     return b;
 }
 
+/* seq <= last_done + 1, without computing last_done + 1 (INT64_MAX is a
+ * sequence a message may carry: the next one cannot exist). */
+static bool
+is_due(int64_t seq, int64_t last_done)
+{
+    return seq <= last_done || seq - 1 == last_done;
+}
+
 enum reorder_verdict
 reorder_offer(struct reorder *r, const char *key, int64_t seq,
               int64_t last_done, uint64_t now_ms, void *item)
 {
     if (seq <= last_done)
         return REORDER_LATE;
-    if (seq == last_done + 1)
+    if (is_due(seq, last_done))
         return REORDER_NOW;
     if (strlen(key) >= REORDER_KEY_MAX)
         return REORDER_ERROR;
@@ -128,7 +137,7 @@ reorder_release(struct reorder *r, const char *key, int64_t last_done,
     if (b == NULL)
         return false;
     struct node *n = b->head;
-    bool in_order = n->seq <= last_done + 1;
+    bool in_order = is_due(n->seq, last_done);
     if (!in_order && !timed_out(r, b, now_ms))
         return false;
 
@@ -166,8 +175,12 @@ reorder_next_timeout_ms(const struct reorder *r, uint64_t now_ms)
 {
     long best = -1;
     for (const struct bucket *b = r->buckets; b != NULL; b = b->next) {
-        uint64_t due = oldest_since(b) + (uint64_t)r->gap_timeout_ms;
-        long left = due <= now_ms ? 0 : (long)(due - now_ms);
+        /* as timed_out() counts, without wrapping near UINT64_MAX */
+        uint64_t since = oldest_since(b);
+        uint64_t waited = now_ms >= since ? now_ms - since : 0;
+        uint64_t timeout = (uint64_t)r->gap_timeout_ms;
+        uint64_t rest = waited >= timeout ? 0 : timeout - waited;
+        long left = rest > (uint64_t)LONG_MAX ? LONG_MAX : (long)rest;
         if (best < 0 || left < best)
             best = left;
     }

@@ -252,6 +252,53 @@ test_take_any_and_free(void **state)
     reorder_free(NULL, count_free); /* safe */
 }
 
+/* INT64_MAX is a sequence a message may carry: last_done + 1 must not be
+ * computed (signed overflow; UBSan aborts), and what is held behind it is
+ * due at once, in order. */
+static void
+test_extreme_sequences(void **state)
+{
+    (void)state;
+    struct reorder *r = reorder_new(5000);
+    assert_non_null(r);
+    int dummy = 0;
+    assert_int_equal(reorder_offer(r, C1, INT64_MAX, INT64_MAX - 1, 0, &dummy),
+                     REORDER_NOW);
+    assert_int_equal(reorder_offer(r, C1, INT64_MAX, INT64_MAX, 0, &dummy),
+                     REORDER_LATE);
+    assert_int_equal(reorder_offer(r, C1, 1, INT64_MAX, 0, &dummy),
+                     REORDER_LATE);
+    assert_int_equal(reorder_offer(r, C1, INT64_MAX, 0, 0, box(1)),
+                     REORDER_HELD);
+    assert_int_equal(reorder_offer(r, C1, 10, 5, 0, box(2)), REORDER_HELD);
+    struct reorder_out o;
+    /* the customer's last sequence jumped to INT64_MAX meanwhile */
+    assert_true(reorder_release(r, C1, INT64_MAX, 1, &o));
+    assert_false(o.after_gap);
+    assert_int_equal(o.seq, 10);
+    assert_int_equal(unbox(o.item), 2);
+    assert_true(reorder_release(r, C1, INT64_MAX, 1, &o));
+    assert_false(o.after_gap);
+    assert_true(o.seq == INT64_MAX);
+    assert_int_equal(unbox(o.item), 1);
+    assert_false(reorder_release(r, C1, INT64_MAX, 1, &o));
+    /* a gap up to INT64_MAX - 1, released by the timeout */
+    assert_int_equal(reorder_offer(r, C2, INT64_MAX, 0, 0, box(3)),
+                     REORDER_HELD);
+    assert_true(reorder_release(r, C2, 0, 5000, &o));
+    assert_true(o.after_gap);
+    assert_true(o.gap_first == 1 && o.gap_last == INT64_MAX - 1);
+    assert_int_equal(unbox(o.item), 3);
+    /* a clock near UINT64_MAX: the next timeout agrees with the release */
+    assert_int_equal(reorder_offer(r, C2, 5, 0, UINT64_MAX - 10, box(4)),
+                     REORDER_HELD);
+    assert_int_equal(reorder_next_timeout_ms(r, UINT64_MAX - 10), 5000);
+    assert_int_equal(reorder_next_timeout_ms(r, UINT64_MAX), 4990);
+    char key[REORDER_KEY_MAX];
+    assert_false(reorder_expired_key(r, UINT64_MAX, key));
+    reorder_free(r, free);
+}
+
 static void
 test_key_too_long(void **state)
 {
@@ -279,6 +326,7 @@ main(void)
         cmocka_unit_test(test_keys_are_independent),
         cmocka_unit_test(test_equal_sequences_keep_arrival_order),
         cmocka_unit_test(test_take_any_and_free),
+        cmocka_unit_test(test_extreme_sequences),
         cmocka_unit_test(test_key_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

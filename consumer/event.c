@@ -8,6 +8,95 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Appends JSON text `s` (valid UTF-8, as json_dumps writes it) with the
+ * control characters json_dumps leaves as they are — DEL and the C1 range
+ * U+0080..U+009F, which JSON allows raw in a string — and any C0 byte as
+ * \u escapes.  They can only stand inside a string literal, so the result
+ * is still the same JSON. */
+static void
+escape_controls(const char *s, size_t n, struct strbuf *out)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned cp;
+        size_t len;
+        if (c < 0x20 || c == 0x7F) {
+            cp = c, len = 1;
+        } else if (c == 0xC2 && i + 1 < n &&
+                   (unsigned char)s[i + 1] >= 0x80 &&
+                   (unsigned char)s[i + 1] <= 0x9F) {
+            cp = (unsigned char)s[i + 1], len = 2;
+        } else {
+            continue;
+        }
+        sb_append(out, s + done, i - done);
+        sb_printf(out, "\\u%04X", cp); /* as jansson writes them */
+        i += len - 1;
+        done = i + 1;
+    }
+    sb_append(out, s + done, n - done);
+}
+
+/* Whether `s` can be shown as a bare word: [A-Za-z0-9_]+. */
+static bool
+is_word(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Appends JSON value `v` as JSON text with no control character; a string
+ * that is a bare word as that word when `bare_words`. */
+static void
+put_value(struct strbuf *out, const json_t *v, bool bare_words)
+{
+    if (bare_words && json_is_string(v) &&
+        is_word(json_string_value(v), json_string_length(v))) {
+        sb_append(out, json_string_value(v), json_string_length(v));
+        return;
+    }
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (text == NULL) {
+        sb_puts(out, "?");
+        return;
+    }
+    escape_controls(text, strlen(text), out);
+    free(text);
+}
+
+void
+event_quote(const char *s, size_t len, struct strbuf *out)
+{
+    struct strbuf clean = STRBUF_INIT;
+    if (utf8_length(s, len) >= 0) {
+        sb_append(&clean, s, len);
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            if (n <= len - i && utf8_length(s + i, n) == 1) {
+                sb_append(&clean, s + i, n);
+                i += n - 1;
+            } else {
+                sb_puts(&clean, "\xEF\xBF\xBD");
+            }
+        }
+    }
+    json_t *str = clean.oom ? NULL : json_stringn(sb_str(&clean), clean.len);
+    if (str == NULL)
+        sb_puts(out, "\"?\"");
+    else
+        put_value(out, str, false);
+    json_decref(str);
+    sb_free(&clean);
+}
+
 void
 event_free(struct event *ev)
 {
@@ -15,7 +104,8 @@ event_free(struct event *ev)
     ev->root = NULL;
 }
 
-/* A short, safe quote of a value for a reason sentence. */
+/* A short, safe quote of a value for a reason sentence: JSON text, no
+ * control character, cut at 40 bytes. */
 static void
 quote_value(struct strbuf *out, const json_t *v)
 {
@@ -30,10 +120,10 @@ quote_value(struct strbuf *out, const json_t *v)
         n = 40;
         while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
             n--;
-        sb_append(out, text, n);
+        escape_controls(text, n, out);
         sb_puts(out, "...");
     } else {
-        sb_append(out, text, n);
+        escape_controls(text, n, out);
     }
     free(text);
 }
@@ -151,30 +241,24 @@ event_parse(struct event *ev, const char *body, size_t len,
     return 0;
 }
 
-/* Appends ` name=<JSON value>` when data has it. */
+/* Appends ` name=<value>` when data has it: the name and the value as bare
+ * words when they are (enum-like values read better so), else as JSON,
+ * never with a control character. */
 static void
 field(struct strbuf *out, const json_t *data, const char *name)
 {
     const json_t *v = json_object_get(data, name);
     if (v == NULL)
         return;
-    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (text == NULL)
-        return;
-    sb_printf(out, " %s=", name);
-    /* bare words read better for enum-like values */
-    size_t n = strlen(text);
-    bool bare = json_is_string(v) && n > 2;
-    for (size_t i = 1; bare && i + 1 < n; i++)
-        if (!((text[i] >= 'A' && text[i] <= 'Z') ||
-              (text[i] >= 'a' && text[i] <= 'z') ||
-              (text[i] >= '0' && text[i] <= '9') || text[i] == '_'))
-            bare = false;
-    if (bare)
-        sb_append(out, text + 1, n - 2);
+    json_t *key = json_string(name);
+    sb_puts(out, " ");
+    if (key != NULL)
+        put_value(out, key, true);
     else
-        sb_append(out, text, n);
-    free(text);
+        sb_puts(out, "?");
+    json_decref(key);
+    sb_puts(out, "=");
+    put_value(out, v, true);
 }
 
 void
@@ -182,7 +266,14 @@ event_describe(const struct event *ev, struct strbuf *out)
 {
     const json_t *data = json_object_get(ev->root, "data");
 
-    sb_printf(out, "%s customer=%s seq=%lld event=%s", ev->event_type,
+    /* event_type is the message's own text: a word, or quoted */
+    json_t *type = json_string(ev->event_type);
+    if (type != NULL)
+        put_value(out, type, true);
+    else
+        sb_puts(out, "?");
+    json_decref(type);
+    sb_printf(out, " customer=%s seq=%lld event=%s",
               ev->customer_key[0] ? ev->customer_key : "-",
               (long long)ev->sequence, ev->event_id);
     if (!json_is_object(data))
@@ -226,35 +317,30 @@ event_raw_line(const char *body, size_t len, size_t max, struct strbuf *out)
     json_t *probe = text ? json_loadb(body, len, 0, &jerr) : NULL;
     if (probe != NULL) {
         json_decref(probe);
-        /* valid JSON: CR/LF can only be whitespace between tokens */
-        for (size_t i = 0; i < n; i++) {
-            char c = body[i];
-            sb_append(out, (c == '\n' || c == '\r') ? " " : &body[i], 1);
-        }
-    } else {
-        /* anything else: a JSON string literal of the bytes; when they are
-         * not valid UTF-8, every non-ASCII byte shows as U+FFFD */
+        /* valid JSON: CR, LF and tab can only be whitespace between
+         * tokens (a space does as well); DEL and C1 only raw characters
+         * inside strings (a \u escape means the same) */
         size_t cut = n;
         while (cut > 0 && cut < len &&
                ((unsigned char)body[cut] & 0xC0) == 0x80)
             cut--;
-        struct strbuf clean = STRBUF_INIT;
-        if (utf8_length(body, cut) >= 0) {
-            sb_append(&clean, body, cut);
-        } else {
-            for (size_t i = 0; i < cut; i++) {
-                if ((unsigned char)body[i] < 0x80)
-                    sb_append(&clean, &body[i], 1);
-                else
-                    sb_puts(&clean, "\xEF\xBF\xBD");
-            }
+        struct strbuf flat = STRBUF_INIT;
+        for (size_t i = 0; i < cut; i++) {
+            char c = body[i];
+            sb_append(&flat, (c == '\n' || c == '\r' || c == '\t') ? " " : &c,
+                      1);
         }
-        json_t *s = json_stringn(sb_str(&clean), clean.len);
-        char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-        sb_puts(out, q ? q : "\"?\"");
-        free(q);
-        json_decref(s);
-        sb_free(&clean);
+        escape_controls(sb_str(&flat), flat.len, out);
+        sb_free(&flat);
+        n = cut;
+    } else {
+        /* anything else: a JSON string literal of the bytes; when they are
+         * not valid UTF-8, every byte that is not shows as U+FFFD */
+        size_t cut = n;
+        while (cut > 0 && cut < len &&
+               ((unsigned char)body[cut] & 0xC0) == 0x80)
+            cut--;
+        event_quote(body, cut, out);
         n = cut;
     }
     if (len > n)

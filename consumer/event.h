@@ -52,16 +52,24 @@ void event_free(struct event *ev);
 /*
  * Appends the readable form of a parsed event, without a newline:
  *   customer_creation customer=<id> seq=1 event=<id> name="Ada" status=ACTIVE
- * Strings from the event are JSON-quoted, so control characters (a name
- * with a newline) cannot break the line.
+ * Every value from the message (event_type, data's names and values) is a
+ * bare word ([A-Za-z0-9_]+) or JSON-quoted with every control character
+ * (C0, DEL, C1) as a \u escape, so nothing in a message can break the line
+ * or reach a terminal raw (API.md section 7).
  */
 void event_describe(const struct event *ev, struct strbuf *out);
 
-/* Appends `len` bytes as one line of text: a JSON body with any CR/LF
- * turned into spaces (JSON allows them only as whitespace), anything else
- * (not valid UTF-8, control bytes) as a JSON string literal; at most
- * `max` bytes of input are shown, then "...". */
+/* Appends `len` bytes as one line of text: a JSON body with CR, LF and tab
+ * turned into spaces (JSON allows them only as whitespace) and DEL and C1
+ * characters as \u escapes, anything else (not valid UTF-8, control bytes)
+ * as event_quote() writes it; at most `max` bytes of input are shown, then
+ * "...".  No control character reaches `out`. */
 void event_raw_line(const char *body, size_t len, size_t max,
                     struct strbuf *out);
+
+/* Appends `len` bytes as a JSON string literal with no control character
+ * (C0, DEL and C1 as \u escapes); bytes that are not UTF-8 show as U+FFFD.
+ * For any text from a message that is printed (a rejection's reason). */
+void event_quote(const char *s, size_t len, struct strbuf *out);
 
 #endif

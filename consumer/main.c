@@ -179,13 +179,10 @@ print_rejected(const struct app *a, const struct msg *m, const char *reason)
     struct strbuf sb = STRBUF_INIT;
     char ts[ISO_LEN];
     iso_now(ts, false);
-    json_t *r = json_string(reason);
-    char *q = r ? json_dumps(r, JSON_ENCODE_ANY) : NULL;
-    sb_printf(&sb, "%s %-9s event=%s reason=%s (dead-lettered)\n", ts,
-              "rejected", m->ev.event_id[0] ? m->ev.event_id : "-",
-              q ? q : "\"?\"");
-    free(q);
-    json_decref(r);
+    sb_printf(&sb, "%s %-9s event=%s reason=", ts, "rejected",
+              m->ev.event_id[0] ? m->ev.event_id : "-");
+    event_quote(reason, strlen(reason), &sb);
+    sb_puts(&sb, " (dead-lettered)\n");
     if (a->cfg.raw) {
         sb_puts(&sb, "    raw ");
         event_raw_line(m->body, m->len, RAW_MAX_BYTES, &sb);

@@ -261,6 +261,77 @@ test_raw_line(void **state)
     sb_free(&sb);
 }
 
+/* Whether text holds a control character: C0, DEL, or C1 (U+0080..U+009F,
+ * UTF-8 C2 80..C2 9F). */
+static bool
+has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F)
+            return true;
+        if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9F)
+            return true;
+    }
+    return false;
+}
+
+/* API.md section 7: every value from a message is printed escaped — the
+ * event type, data's names and values, a rejection's reason, raw lines. */
+static void
+test_no_control_character_reaches_the_output(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "{\"schema_version\":\"1.0\",\"event_id\":\"" EID "\","
+        "\"event_type\":\"x\\n2025 processed\\u001b[31m\\u007f\","
+        "\"sequence\":3,\"customer_id\":\"" CID "\","
+        "\"data\":{\"na\\tme\":\"a\\u0085b\u00a0\",\"st\":\"\x7f\xc2\x9b\","
+        "\"ok\":\"caf\xc3\xa9\"}}";
+    struct event ev;
+    char *reason;
+    assert_int_equal(parse(body, NULL, &ev, &reason), 0);
+    struct strbuf line = STRBUF_INIT;
+    event_describe(&ev, &line);
+    assert_false(has_control(sb_str(&line), line.len));
+    assert_string_equal(sb_str(&line),
+                        "\"x\\n2025 processed\\u001B[31m\\u007F\" customer=" CID
+                        " seq=3 event=" EID " \"na\\tme\"=\"a\\u0085b\xc2\xa0\""
+                        " st=\"\\u007F\\u009B\" ok=\"caf\xc3\xa9\"");
+    sb_free(&line);
+    event_free(&ev);
+    free(reason);
+
+    /* a poison message's reason quotes its value escaped too */
+    static const char poison[] =
+        "{\"schema_version\":\"\x7f\xc2\x85\",\"event_id\":\"" EID "\"}";
+    assert_int_equal(parse(poison, NULL, &ev, &reason), -1);
+    assert_false(has_control(reason, strlen(reason)));
+    assert_non_null(strstr(reason, "\"\\u007F\\u0085\""));
+    struct strbuf q = STRBUF_INIT;
+    event_quote(reason, strlen(reason), &q);
+    assert_false(has_control(sb_str(&q), q.len));
+    sb_reset(&q);
+    event_quote("a\tb\x01\xff\x7f", 6, &q);
+    assert_string_equal(sb_str(&q), "\"a\\tb\\u0001\xEF\xBF\xBD\\u007F\"");
+    sb_free(&q);
+    event_free(&ev);
+    free(reason);
+
+    /* raw lines: tabs between tokens, DEL and C1 inside strings */
+    struct strbuf raw = STRBUF_INIT;
+    static const char json[] = "{\t\"a\":\"\x7f\xc2\x80\"\r\n}";
+    event_raw_line(json, sizeof json - 1, 1000, &raw);
+    assert_string_equal(sb_str(&raw), "{ \"a\":\"\\u007F\\u0080\"  }");
+    sb_reset(&raw);
+    /* cut before a C1 character, not through it */
+    event_raw_line(json, sizeof json - 1, 9, &raw);
+    assert_false(has_control(sb_str(&raw), raw.len));
+    assert_string_equal(sb_str(&raw), "{ \"a\":\"\\u007F...");
+    sb_free(&raw);
+}
+
 static void
 test_confirm_classify(void **state)
 {
@@ -433,6 +504,7 @@ main(void)
         cmocka_unit_test(test_reason_quotes_are_short),
         cmocka_unit_test(test_describe_per_type),
         cmocka_unit_test(test_raw_line),
+        cmocka_unit_test(test_no_control_character_reaches_the_output),
         cmocka_unit_test(test_confirm_classify),
         cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_config_errors),

@@ -217,8 +217,38 @@ cust_trim(struct state *s)
 
 /* ---------------------------------------------------------------- files */
 
+/* fsync of a directory: makes the entries created or renamed in it
+ * durable (a new file is not on disk until its directory entry is). */
 static int
-mkdir_p(const char *dir, struct strbuf *err)
+fsync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    close(dfd);
+    return rc;
+}
+
+/* The directory holding path p (which it modifies and restores). */
+static int
+fsync_parent(char *p)
+{
+    char *slash = strrchr(p, '/');
+    if (slash == NULL)
+        return fsync_dir(".");
+    if (slash == p)
+        return fsync_dir("/");
+    *slash = '\0';
+    int rc = fsync_dir(p);
+    *slash = '/';
+    return rc;
+}
+
+/* Creates dir and its missing parents (0700); with `durable`, each new
+ * directory's entry is fsynced in its parent. */
+static int
+mkdir_p(const char *dir, bool durable, struct strbuf *err)
 {
     char *p = strdup(dir);
     int rc = -1;
@@ -231,8 +261,14 @@ mkdir_p(const char *dir, struct strbuf *err)
             continue;
         char saved = *c;
         *c = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            sb_printf(err, "cannot create the state directory %s: %s", p,
+        if (mkdir(p, 0700) < 0) {
+            if (errno != EEXIST) {
+                sb_printf(err, "cannot create the state directory %s: %s", p,
+                          strerror(errno));
+                goto out;
+            }
+        } else if (durable && fsync_parent(p) < 0) {
+            sb_printf(err, "cannot make the new directory %s durable: %s", p,
                       strerror(errno));
             goto out;
         }
@@ -461,10 +497,13 @@ load(struct state *s, struct strbuf *err)
     if (bad > 0)
         log_warn("state: %zu unreadable record(s) in %s skipped", bad, s->path);
     s->file_size = good_end;
-    if (header) { /* empty (or only a torn header): start the file */
+    if (header) { /* new, empty (or only a torn header): start the file */
+        /* durable with its directory entry: a new state.log that a crash
+         * loses would let the next start process everything again */
         if (ftruncate(s->fd, 0) < 0 ||
             write_all(s->fd, STATE_HEADER, strlen(STATE_HEADER)) < 0 ||
-            (s->opt.fsync && fdatasync(s->fd) < 0)) {
+            (s->opt.fsync &&
+             (fdatasync(s->fd) < 0 || fsync_dir(s->dir) < 0))) {
             sb_printf(err, "cannot write %s: %s", s->path, strerror(errno));
             goto out;
         }
@@ -521,7 +560,8 @@ state_open(struct state **out, const char *dir, const struct state_options *opt,
         sb_puts(err, "out of memory");
         goto fail;
     }
-    if (mkdir_p(dir, err) < 0 || take_lock(s, err) < 0 || load(s, err) < 0)
+    if (mkdir_p(dir, s->opt.fsync, err) < 0 || take_lock(s, err) < 0 ||
+        load(s, err) < 0)
         goto fail;
     ids_expire(s, now_ms);
     if (compaction_due(s) || s->cust_count > (size_t)s->opt.max_customers) {
@@ -617,56 +657,66 @@ state_record(struct state *s, const char *event_id, const char *key,
     return 0;
 }
 
+/* Writes what buf holds to fd and empties it; -1 on a write error. */
+static int
+flush_to(int fd, struct strbuf *buf, off_t *size)
+{
+    if (buf->oom) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (write_all(fd, buf->buf ? buf->buf : "", buf->len) < 0)
+        return -1;
+    *size += (off_t)buf->len;
+    sb_reset(buf);
+    return 0;
+}
+
+/*
+ * The compacted file is written through the descriptor that becomes the
+ * log's own append descriptor once it is renamed over state.log: there is
+ * no reopen after the rename, so no failure can leave records going to the
+ * replaced (unlinked) file.  Anything that fails before the rename leaves
+ * the old log in place and in use; after it nothing can fail but the
+ * directory's fsync, which is logged.
+ */
 int
 state_compact(struct state *s, int64_t now_ms, struct strbuf *err)
 {
-    FILE *f = NULL;
-    int dfd = -1, fd = -1, rc = -1;
+    struct strbuf buf = STRBUF_INIT;
+    int fd = -1, rc = -1;
+    off_t size = 0;
 
     ids_expire(s, now_ms);
     if (cust_trim(s) < 0) {
         sb_puts(err, "out of memory");
         goto out;
     }
-    fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+    fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+              0600);
+    if (fd < 0) {
         sb_printf(err, "cannot write %s: %s", s->tmp_path, strerror(errno));
         goto out;
     }
-    fd = -1; /* f owns it */
-    fputs(STATE_HEADER, f);
+    sb_puts(&buf, STATE_HEADER);
     for (size_t i = 0; i < s->cust_size; i++) {
         const struct cust *c = &s->cust[i];
         if (c->used)
-            fprintf(f, "C %s %lld %lld\n", c->key[0] ? c->key : "-",
-                    (long long)c->seq, (long long)c->ms);
+            sb_printf(&buf, "C %s %lld %lld\n", c->key[0] ? c->key : "-",
+                      (long long)c->seq, (long long)c->ms);
+        if (buf.len >= 65536 && flush_to(fd, &buf, &size) < 0)
+            goto write_failed;
     }
     for (size_t i = 0; i < s->count; i++) {
         const struct id_entry *e = &s->ring[(s->head + i) % s->cap];
-        fprintf(f, "I %s %lld\n", e->id, (long long)e->ms);
+        sb_printf(&buf, "I %s %lld\n", e->id, (long long)e->ms);
+        if (buf.len >= 65536 && flush_to(fd, &buf, &size) < 0)
+            goto write_failed;
     }
-    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0) {
-        sb_printf(err, "cannot write %s: %s", s->tmp_path, strerror(errno));
-        goto out;
-    }
-    off_t size = ftello(f);
-    if (fclose(f) != 0) {
-        f = NULL;
-        sb_printf(err, "cannot write %s: %s", s->tmp_path, strerror(errno));
-        goto out;
-    }
-    f = NULL;
+    if (flush_to(fd, &buf, &size) < 0 || fsync(fd) < 0)
+        goto write_failed;
     if (rename(s->tmp_path, s->path) < 0) {
         sb_printf(err, "cannot replace %s: %s", s->path, strerror(errno));
-        unlink(s->tmp_path);
-        goto out;
-    }
-    dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0)
-        (void)fsync(dfd); /* the rename itself, durable */
-    fd = open(s->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) {
-        sb_printf(err, "cannot reopen %s: %s", s->path, strerror(errno));
         goto out;
     }
     close(s->fd);
@@ -674,16 +724,19 @@ state_compact(struct state *s, int64_t now_ms, struct strbuf *err)
     fd = -1;
     s->file_size = size;
     s->records = s->count + s->cust_count;
+    if (fsync_dir(s->dir) < 0) /* the rename itself, durable */
+        log_warn("state: cannot fsync the directory %s after compaction: %s",
+                 s->dir, strerror(errno));
     rc = 0;
+    goto out;
+write_failed:
+    sb_printf(err, "cannot write %s: %s", s->tmp_path, strerror(errno));
 out:
-    if (f != NULL) {
-        fclose(f);
+    if (fd >= 0) {
+        close(fd);
         unlink(s->tmp_path);
     }
-    if (fd >= 0)
-        close(fd);
-    if (dfd >= 0)
-        close(dfd);
+    sb_free(&buf);
     return rc;
 }
 

@@ -24,7 +24,11 @@
  * most recently processed.  When the file holds more than twice the live
  * records (plus STATE_COMPACT_SLACK), it is rewritten with only the live
  * ones (write to state.log.tmp, fsync, rename, fsync the directory), at
- * start-up and as records are added.  So the file stays below roughly
+ * start-up and as records are added.  The new file is written through the
+ * descriptor that then appends to it, so after the rename there is nothing
+ * to reopen: records never go to the replaced file.  A new state.log, and
+ * any directory state_open creates, is fsynced with its directory entry
+ * (unless `fsync` is off).  So the file stays below roughly
  * (2 × (max_events + max_customers) + STATE_COMPACT_SLACK) lines: about
  * 25 MB with the defaults.
  *

@@ -4,7 +4,9 @@
  * last sequence that only grows, retention by count, by age and for
  * customers, compaction keeping the file bounded, a torn last line cut
  * off, unreadable lines skipped, a foreign file refused, one program per
- * directory).  Each test works in its own mkdtemp directory.
+ * directory, a new state.log and new directories fsynced with their
+ * directory entries, compaction that cannot leave records going to the
+ * replaced file).  Each test works in its own mkdtemp directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +15,13 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "consumer/state.h"
@@ -121,6 +126,38 @@ append_raw(const char *path, const char *text)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+}
+
+/* fsync(2) seen by state.c: this definition wins over libc's for the
+ * objects linked into this program; it records the path of each
+ * descriptor synced, then syncs it for real. */
+#define MAX_SYNCED 16
+static char synced[MAX_SYNCED][PATH_MAX];
+static size_t n_synced;
+
+int
+fsync(int fd)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    if (n_synced < MAX_SYNCED) {
+        ssize_t n = readlink(link, synced[n_synced], PATH_MAX - 1);
+        synced[n_synced][n > 0 ? n : 0] = '\0';
+        n_synced++;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static bool
+was_synced(const char *path)
+{
+    char real[PATH_MAX];
+    if (realpath(path, real) == NULL)
+        return false;
+    for (size_t i = 0; i < n_synced && i < MAX_SYNCED; i++)
+        if (strcmp(synced[i], real) == 0)
+            return true;
+    return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -365,6 +402,87 @@ test_foreign_file_is_refused(void **state)
     sb_free(&err);
 }
 
+/* A new state.log (and each directory state_open makes) is durable with
+ * its directory entry: the directories are fsynced, not only the file. */
+static void
+test_new_files_fsync_their_directory(void **state)
+{
+    struct fixture *f = *state;
+    char sub[128], dir[160];
+    snprintf(sub, sizeof sub, "%s/sub", f->dir);
+    snprintf(dir, sizeof dir, "%s/state", sub);
+    struct state_options o = {10, 30, 10, true};
+    struct strbuf err = STRBUF_INIT;
+    struct state *s = NULL;
+    n_synced = 0;
+    assert_int_equal(state_open(&s, dir, &o, T0, &err), 0);
+    assert_true(was_synced(f->dir)); /* sub's entry */
+    assert_true(was_synced(sub));    /* state's entry */
+    assert_true(was_synced(dir));    /* state.log's entry */
+    state_close(s);
+    /* with fsync off, nothing is synced */
+    char other[160];
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    o.fsync = false;
+    n_synced = 0;
+    assert_int_equal(state_open(&s, other, &o, T0, &err), 0);
+    assert_int_equal(n_synced, 0);
+    state_close(s);
+    sb_free(&err);
+}
+
+/* Compaction leaves exactly one free descriptor: the rewrite must not need
+ * a second one to reopen state.log after the rename (the old code did, and
+ * on failure kept appending to the replaced, unlinked file). */
+static void
+test_compaction_never_appends_to_the_replaced_file(void **state)
+{
+    struct fixture *f = *state;
+    struct state *s = open_ok(f, opts(10, 30, 10), T0);
+    record_ok(s, 1, C1, 1, T0);
+
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[256], n = 0, fd;
+    while (n < 256 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+        fds[n++] = fd;
+    assert_true(n > 0);
+    close(fds[--n]); /* one descriptor left */
+    struct strbuf err = STRBUF_INIT;
+    int rc = state_compact(s, T0 + 1, &err);
+    while (n > 0)
+        close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (rc != 0)
+        fail_msg("compaction with one free descriptor: %s", sb_str(&err));
+
+    /* the next record is in the live file, not in a replaced one */
+    record_ok(s, 2, C1, 2, T0 + 2);
+    char *text = NULL;
+    size_t cap = 0;
+    FILE *fp = fopen(f->path, "r");
+    assert_non_null(fp);
+    bool found = false;
+    char id[37];
+    event_id(2, id);
+    while (getline(&text, &cap, fp) > 0)
+        if (strncmp(text, "E ", 2) == 0 && strstr(text, id) != NULL)
+            found = true;
+    fclose(fp);
+    free(text);
+    assert_true(found);
+    state_close(s);
+    s = open_ok(f, opts(10, 30, 10), T0 + 3);
+    assert_true(has(s, 1));
+    assert_true(has(s, 2));
+    assert_int_equal(state_last_seq(s, C1), 2);
+    state_close(s);
+    sb_free(&err);
+}
+
 static void
 test_one_program_per_directory(void **state)
 {
@@ -402,6 +520,8 @@ main(void)
         T(test_torn_last_line_is_cut),
         T(test_unreadable_lines_are_skipped),
         T(test_foreign_file_is_refused),
+        T(test_new_files_fsync_their_directory),
+        T(test_compaction_never_appends_to_the_replaced_file),
         T(test_one_program_per_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

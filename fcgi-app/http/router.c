@@ -36,7 +36,8 @@ router_path_index(const struct route *table, size_t n, const char *path)
     return -1;
 }
 
-/* `s` as text for a sentence: UTF-8 kept, anything else %XX. */
+/* `s` as text for a sentence: UTF-8 text kept; anything else, and the
+ * control characters (C0, DEL, C1), as %XX. */
 static void
 shown(struct strbuf *sb, const char *s)
 {
@@ -44,7 +45,9 @@ shown(struct strbuf *sb, const char *s)
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (c >= 0x20 && c != 0x7F && len <= n - i &&
+        bool c1 = c == 0xC2 && (unsigned char)s[i + 1] >= 0x80 &&
+                  (unsigned char)s[i + 1] <= 0x9F;
+        if (c >= 0x20 && c != 0x7F && !c1 && len <= n - i &&
             utf8_length(s + i, len) == 1) {
             sb_append(sb, s + i, len);
             i += len;

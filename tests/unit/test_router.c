@@ -290,6 +290,8 @@ test_router_error_sentences(void **state)
                  "No endpoint /caf\xC3\xA9/%C3");
     expect_error(ROUTER_NOT_FOUND, "GET", "/a\nb\x7F\xED\xA0\x80", "", 404,
                  "No endpoint /a%0Ab%7F%ED%A0%80");
+    expect_error(ROUTER_NOT_FOUND, "GET", "/\xC2\x85\xC2\xA0", "", 404,
+                 "No endpoint /%C2%85\xC2\xA0");
     expect_error(ROUTER_BAD_METHOD, "PUT\x01", "/customer/data",
                  "GET, POST, DELETE", 405,
                  "Method PUT%01 is not allowed on /customer/data (allowed: "

@@ -116,13 +116,21 @@ quoted_tail(const char *key)
     return strlen(key) > QUOTE_MAX ? "..." : "";
 }
 
+/* 409: the first call with the key is still running.  -1. */
+static int
+still_processing(const struct idem *st, struct app_err *err)
+{
+    err_set(err, 409, "Idempotency-Key \"%.*s%s\" is still being processed",
+            quoted_len(st->key), st->key, quoted_tail(st->key));
+    return -1;
+}
+
 /* 409 when the wait for another call's key passed the lock timeout. */
 static int
 wait_failed(const struct idem *st, struct app_err *err)
 {
     if (strcmp(err->code, "55P03") == 0)
-        err_set(err, 409, "Idempotency-Key \"%.*s%s\" is still being processed",
-                quoted_len(st->key), st->key, quoted_tail(st->key));
+        return still_processing(st, err);
     return -1;
 }
 
@@ -140,9 +148,7 @@ found_row(struct idem *st, struct app_err *err)
     if (st->stored.status == 0) {
         /* Not reached with committed rows (the answer is written before
          * COMMIT); kept so that an odd row never replays an empty body. */
-        err_set(err, 409, "Idempotency-Key \"%.*s%s\" is still being processed",
-                quoted_len(st->key), st->key, quoted_tail(st->key));
-        return -1;
+        return still_processing(st, err);
     }
     st->replay = true;
     return 1;
@@ -203,12 +209,10 @@ idem_start(struct idem *st, struct db *db, const struct request *req,
     if (idem_db_lookup(db, st->consumer_id, key, st->fp, &st->stored, err) < 0)
         return -1;
     if (!st->stored.found) {
-        /* The claim saw a live row that the lookup, in the same
-         * transaction, does not: only a row at the very edge of its 24
-         * hours.  A retry settles it. */
-        err_set(err, 409, "Idempotency-Key \"%.*s%s\" is still being processed",
-                quoted_len(st->key), st->key, quoted_tail(st->key));
-        return -1;
+        /* Not reached: the claim row-locked a live row, which nothing can
+         * delete meanwhile, and both statements age it by the
+         * transaction's now().  A guard, answered like a busy key. */
+        return still_processing(st, err);
     }
     return found_row(st, err);
 }

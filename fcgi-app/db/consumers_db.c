@@ -57,9 +57,15 @@ DB_STMT(keys_insert, 4,
         "  api_key_prefix, expires_at) "
         "VALUES ($1, $2, $3, now() + make_interval(secs => $4::bigint)) "
         "RETURNING fintegrate_ts(expires_at)");
-DB_STMT(keys_set_status, 2,
-        "UPDATE consumer_api_keys SET api_key_status = $2, "
-        "       updated_at = clock_timestamp() WHERE api_key_hash = $1");
+/* Deactivation only, from 'active' or 'expired'.  The lazy 'expired'
+ * write-back is api_keys_db_mark_expired (api_keys_db.c), guarded by
+ * api_key_status = 'active', so it cannot overwrite a concurrent
+ * rotation's 'deactivated'. */
+DB_STMT(keys_deactivate, 1,
+        "UPDATE consumer_api_keys SET api_key_status = 'deactivated', "
+        "       updated_at = clock_timestamp() "
+        " WHERE api_key_hash = $1 "
+        "   AND api_key_status IN ('active', 'expired')");
 DB_STMT(keys_count_usable, 1,
         "SELECT count(*) FROM consumer_api_keys WHERE consumer_id = $1 "
         "   AND api_key_status = 'active' AND expires_at > now()");
@@ -181,11 +187,10 @@ keys_db_insert(struct db *db, const char *consumer_id, const char *hash,
 }
 
 int
-keys_db_set_status(struct db *db, const char *hash, const char *status,
-                   struct app_err *err)
+keys_db_deactivate(struct db *db, const char *hash, struct app_err *err)
 {
-    const char *p[] = {hash, status};
-    return db_exec_command(db, &keys_set_status, p, err);
+    const char *p[] = {hash};
+    return db_exec_command(db, &keys_deactivate, p, err);
 }
 
 int

@@ -70,9 +70,12 @@ int keys_db_insert(struct db *db, const char *consumer_id, const char *hash,
                    const char *prefix, const char *seconds, char expires_at[40],
                    struct app_err *err) __attribute__((warn_unused_result));
 
-/* Sets one key's status ('deactivated' or 'expired'). */
-int keys_db_set_status(struct db *db, const char *hash, const char *status,
-                       struct app_err *err) __attribute__((warn_unused_result));
+/* Deactivates one key that is 'active' or 'expired' (the caller holds its
+ * row, keys_db_get with `lock`).  The lazy 'expired' write-back is
+ * api_keys_db_mark_expired (api_keys_db.h), which touches only an active
+ * key past its expiry. */
+int keys_db_deactivate(struct db *db, const char *hash, struct app_err *err)
+    __attribute__((warn_unused_result));
 
 /* Active, unexpired keys of a consumer. */
 int keys_db_count_usable(struct db *db, const char *consumer_id, long *n,

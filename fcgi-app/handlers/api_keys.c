@@ -11,14 +11,20 @@
 #include "handler.h"
 #include "../core/apikey.h"
 #include "../core/text.h"
+#include "../db/api_keys_db.h"
 #include "../db/consumers_db.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* The shortest lifetime of a system consumer's key (API.md section 7): a
+ * rotation must not lock the administrator out. */
+#define SYSTEM_KEY_MIN_SECONDS 86400LL
+
 /* Seconds until expiry from expires_in_days / expires_in_seconds. */
 static int
-expiry_seconds(const struct ctx *c, char out[24], struct app_err *err)
+expiry_seconds(const struct ctx *c, const char *consumer_id, char out[24],
+               struct app_err *err)
 {
     json_t *days = json_object_get(c->in, "expires_in_days");
     json_t *secs = json_object_get(c->in, "expires_in_seconds");
@@ -31,6 +37,15 @@ expiry_seconds(const struct ctx *c, char out[24], struct app_err *err)
     long long s =
         secs ? (long long)json_integer_value(secs)
              : (days ? (long long)json_integer_value(days) : 365) * 86400LL;
+    if (s < SYSTEM_KEY_MIN_SECONDS &&
+        strcmp(consumer_id, SYSTEM_CONSUMER_ID) == 0) {
+        err_set(err, 422,
+                "expires_in_seconds must be at least %lld (one day) for the "
+                "system consumer's key, so that a rotation cannot lock the "
+                "administrator out (got %lld)",
+                SYSTEM_KEY_MIN_SECONDS, s);
+        return -1;
+    }
     snprintf(out, 24, "%lld", s);
     return 0;
 }
@@ -46,7 +61,7 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
     size_t i;
     json_t *o;
 
-    if (expiry_seconds(c, seconds, err) < 0)
+    if (expiry_seconds(c, id, seconds, err) < 0)
         return err->status;
     if (apikey_generate(key) < 0) {
         err_set(err, 503,
@@ -106,12 +121,6 @@ fail:
     return err->status;
 }
 
-static bool
-is_own_key(const struct ctx *c, const char *key)
-{
-    return c->req->api_key != NULL && strcmp(c->req->api_key, key) == 0;
-}
-
 int
 api_keys_get(struct ctx *c, json_t **data, struct app_err *err)
 {
@@ -119,22 +128,27 @@ api_keys_get(struct ctx *c, json_t **data, struct app_err *err)
     char hash[65];
     const char *key = ctx_str(c, "api_key");
 
-    /* A consumer may ask only about the key it is using; anything else is
-     * 403 whether or not it exists (no probing for other keys). */
-    if (!c->caller->is_admin && !is_own_key(c, key)) {
-        err_set(err, 403, "A consumer may read only its own API key");
-        return 403;
-    }
     sha256_hex(key, strlen(key), hash);
     if (keys_db_get(c->db, hash, false, &k, err) < 0)
         return err->status;
+    /* A consumer may read any key of its own (its previous, deactivated or
+     * expired ones too, API.md section 7); anything else is 403 whether or
+     * not it exists (no probing for other keys). */
+    if (!c->caller->is_admin &&
+        (!k.found || strcmp(k.consumer_id, c->caller->consumer_id) != 0)) {
+        err_set(err, 403, "A consumer may read only its own API keys");
+        return 403;
+    }
     if (!k.found) {
         err_set(err, 404, "API key not found");
         return 404;
     }
     if (k.stored_active && strcmp(k.status, "expired") == 0) {
-        struct app_err ignore = APP_ERR_INIT; /* lazy write-back only */
-        if (keys_db_set_status(c->db, hash, "expired", &ignore) < 0)
+        /* lazy write-back only; guarded (active and past expiry), so it
+         * never overwrites a rotation's or a deactivation's concurrent
+         * 'deactivated' */
+        struct app_err ignore = APP_ERR_INIT;
+        if (api_keys_db_mark_expired(c->db, hash, &ignore) < 0)
             err_clear(&ignore);
     }
     *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "api_key_prefix",
@@ -177,7 +191,7 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
         }
     }
     if (consumers_db_get(c->db, k.consumer_id, &co, err) < 0 ||
-        keys_db_set_status(c->db, hash, "deactivated", err) < 0)
+        keys_db_deactivate(c->db, hash, err) < 0)
         goto fail;
     ev = json_pack("{s:s, s:s, s:s, s:s}", "consumer_id", k.consumer_id,
                    "consumer_name", co.consumer_name, "api_key_prefix",

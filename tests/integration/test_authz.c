@@ -9,8 +9,9 @@
  *     within 5 s) and reactivated (works again);
  *   - 403 for an ordinary consumer on every administrator endpoint, before
  *     the body is even parsed, with nothing changed;
- *   - "A, or self": a consumer reads its own GET /consumer/data and its own
- *     key, and gets 403 for anything else, existing or not, alike;
+ *   - "A, or self": a consumer reads its own GET /consumer/data and any key
+ *     of its own (previous, deactivated and expired ones too, API.md §7),
+ *     and gets 403 for anything else, existing or not, alike;
  *   - tenancy across two consumers on every customer and tag endpoint (and
  *     the events endpoints that name a customer or an event): another
  *     consumer's customer answers exactly like a missing one and nothing of
@@ -436,6 +437,57 @@ consumer_reads_only_its_own_key(void **state)
     itest_resp_free(r);
 }
 
+/* API.md section 7: a consumer reads any key of its own — its previous
+ * (deactivated) keys and expired ones too — while another consumer's key,
+ * or one that does not exist, is 403 alike. */
+static void
+consumer_reads_any_key_of_its_own(void **state)
+{
+    (void)state;
+    struct api_consumer c;
+    api_consumer_new(&c, "ownkeys");
+    api_key_issue(&c);
+    char first[64];
+    snprintf(first, sizeof(first), "%s", c.key);
+    api_key_issue(&c); /* rotation: the first key is deactivated */
+    itest_warm_up(c.key, NULL);
+
+    /* an expired key of its own, stored as such */
+    char expired[64];
+    itest_random_key(expired);
+    PQclear(itest_sql(
+        "INSERT INTO consumer_api_keys (consumer_id, api_key_hash, "
+        "api_key_prefix, api_key_status, expires_at) VALUES ($1, "
+        "encode(sha256(convert_to($2, 'UTF8')), 'hex'), left($2, 11), "
+        "'expired', now() - interval '1 hour')",
+        c.id, expired));
+
+    static const struct {
+        const char *which, *status;
+    } own[] = {{"first", "deactivated"}, {"current", "active"},
+               {"expired", "expired"}};
+    const char *keys[] = {first, c.key, expired};
+    for (size_t i = 0; i < 3; i++) {
+        struct itest_resp *r = itest_requestf(
+            "GET", c.key, NULL, "/consumer/api-key?api_key=%s", keys[i]);
+        json_t *d = itest_assert_envelope(r, 200);
+        itest_assert_jstr(r, d, "consumer_id", c.id);
+        itest_expect(r, strcmp(itest_jstr(d, "status"), own[i].status) == 0,
+                     "its %s key must read %s", own[i].which, own[i].status);
+        itest_resp_free(r);
+    }
+
+    /* another consumer's previous key reads like a missing one */
+    char unknown[64];
+    itest_random_key(unknown);
+    expect_same_403(itest_requestf("GET", g_a.key, NULL,
+                                   "/consumer/api-key?api_key=%s", first),
+                    first,
+                    itest_requestf("GET", g_a.key, NULL,
+                                   "/consumer/api-key?api_key=%s", unknown),
+                    unknown);
+}
+
 /* ------------------------------------------------------------ tenancy */
 
 /* One request template, with %s for the customer (or event) id. */
@@ -651,6 +703,7 @@ main(void)
         cmocka_unit_test(admin_endpoints_are_403_for_a_consumer),
         cmocka_unit_test(consumer_reads_only_its_own_consumer_data),
         cmocka_unit_test(consumer_reads_only_its_own_key),
+        cmocka_unit_test(consumer_reads_any_key_of_its_own),
         cmocka_unit_test(tenancy_on_every_customer_and_tag_endpoint),
     };
     return cmocka_run_group_tests_name("authz", tests, setup,

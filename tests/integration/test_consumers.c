@@ -8,13 +8,16 @@
  * SHA-256 hash only (the key text appears nowhere in the database), at most
  * one active key per consumer, rotation in one transaction, expiry (days,
  * seconds, 401 "API key expired", status "expired"), the system consumer's
- * protections, deactivated consumers keeping their keys, and the four
+ * protections (its key's lifetime at least a day, API.md §7), the lazy
+ * "expired" write-back that never overwrites a concurrent rotation's
+ * "deactivated", deactivated consumers keeping their keys, and the four
  * system events with their §6 data, never holding a key or a hash.
  * Authorization (403 for non-administrators) and tenancy are in
  * test_authz.c.
  */
 #include "itest.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1322,6 +1325,152 @@ system_consumers_only_key_cannot_be_deactivated_403(void **state)
     itest_resp_free(r);
 }
 
+/* API.md section 7: the system consumer's key cannot be rotated to a
+ * lifetime shorter than one day (rotation must not lock the administrator
+ * out); nothing is written and the administrator's key keeps working. */
+static void
+system_key_rotation_shorter_than_a_day_is_422(void **state)
+{
+    (void)state;
+    static const char *const seconds[] = {"1", "86399"};
+    long before = itest_sql_long("SELECT count(*) FROM consumer_api_keys "
+                                 "WHERE consumer_id = $1",
+                                 ITEST_SYSTEM_CONSUMER_ID);
+    for (size_t i = 0; i < 2; i++) {
+        char rid[96], hdr[128], body[160], want[256];
+        new_rid(rid, hdr);
+        snprintf(body, sizeof(body),
+                 "{\"consumer_id\":\"%s\",\"expires_in_seconds\":%s}",
+                 ITEST_SYSTEM_CONSUMER_ID, seconds[i]);
+        struct itest_resp *r = admin("POST", "/consumer/api-key", body, hdr);
+        snprintf(want, sizeof(want),
+                 "expires_in_seconds must be at least 86400 (one day) for the "
+                 "system consumer's key, so that a rotation cannot lock the "
+                 "administrator out (got %s)",
+                 seconds[i]);
+        itest_assert_error(r, 422, want);
+        itest_expect(r, count_events_of_rid(rid) == 0, "a 422 writes no event");
+        itest_resp_free(r);
+    }
+    itest_expect(NULL,
+                 itest_sql_long("SELECT count(*) FROM consumer_api_keys "
+                                "WHERE consumer_id = $1",
+                                ITEST_SYSTEM_CONSUMER_ID) == before,
+                 "a refused rotation added a key");
+    char *st = key_column(itest_admin_key(), "api_key_status");
+    itest_expect(NULL, st && strcmp(st, "active") == 0,
+                 "the administrator's key must stay active (is %s)", st);
+    free(st);
+    /* another consumer's key may be that short */
+    struct api_consumer c;
+    api_consumer_new(&c, "short");
+    itest_resp_free(api_key_issue_r(&c, "\"expires_in_seconds\":1", NULL));
+}
+
+struct get_call {
+    const char *key;
+    struct itest_resp *resp;
+};
+
+static void *
+get_key_thread(void *arg)
+{
+    struct get_call *g = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/consumer/api-key?api_key=%s", g->key);
+    g->resp = itest_request("GET", path, itest_admin_key(), NULL, NULL);
+    itest_thread_done();
+    return NULL;
+}
+
+/*
+ * The lazy "expired" write-back of GET /consumer/api-key races a rotation:
+ * the GET reads the key active and past its expiry, a rotation (held open
+ * here by the test, on its own connection) deactivates it, and the GET's
+ * write-back waits for that row lock.  Once the rotation commits, the
+ * write-back must find the key no longer active and leave 'deactivated'
+ * alone (its guard: api_key_status = 'active').
+ */
+static void
+lazy_expired_write_back_never_overwrites_deactivated(void **state)
+{
+    (void)state;
+    struct api_consumer c;
+    char hash[65];
+    api_consumer_new(&c, "race");
+    api_key_issue(&c);
+    itest_key_hash(c.key, hash);
+    PQclear(itest_sql("UPDATE consumer_api_keys SET expires_at = now() - "
+                      "interval '1 minute' WHERE api_key_hash = $1",
+                      hash));
+
+    PGconn *holder = itest_pg_connect();
+    const char *params[] = {hash};
+    PQclear(PQexec(holder, "BEGIN"));
+    PGresult *u = PQexecParams(
+        holder,
+        "UPDATE consumer_api_keys SET api_key_status = 'deactivated', "
+        "updated_at = clock_timestamp() WHERE api_key_hash = $1",
+        1, NULL, params, NULL, NULL, 0);
+    bool updated = PQresultStatus(u) == PGRES_COMMAND_OK &&
+                   strcmp(PQcmdTuples(u), "1") == 0;
+    PQclear(u);
+    if (!updated) {
+        PQfinish(holder);
+        itest_failf("could not hold the key's row");
+    }
+
+    struct get_call g = {.key = c.key};
+    pthread_t th;
+    if (pthread_create(&th, NULL, get_key_thread, &g) != 0) {
+        PQfinish(holder);
+        itest_failf("pthread_create failed");
+    }
+    /* the write-back is waiting for the row (found well within the
+     * service's 5 s lock_timeout, after which it would give up) */
+    long waiting = 0;
+    double deadline = itest_now() + 4;
+    while (itest_now() < deadline) {
+        waiting = itest_sql_long0(
+            "SELECT count(*) FROM pg_stat_activity "
+            " WHERE wait_event_type = 'Lock' "
+            "   AND query LIKE 'UPDATE consumer_api_keys SET "
+            "api_key_status%'");
+        if (waiting > 0)
+            break;
+        itest_sleep_ms(20);
+    }
+    PQclear(PQexec(holder, "COMMIT"));
+    PQfinish(holder);
+    pthread_join(th, NULL);
+    itest_expect(g.resp, waiting > 0,
+                 "the GET's write-back never waited for the held row");
+    json_t *d = itest_assert_envelope(g.resp, 200);
+    itest_assert_jstr(g.resp, d, "status", "expired"); /* as it read it */
+    itest_resp_free(g.resp);
+
+    char *st = key_column(c.key, "api_key_status");
+    itest_expect(NULL, st && strcmp(st, "deactivated") == 0,
+                 "the write-back overwrote the rotation's deactivated (is %s)",
+                 st);
+    free(st);
+    /* without a race, the write-back still happens */
+    struct api_consumer e;
+    api_consumer_new(&e, "lazy");
+    api_key_issue(&e);
+    itest_key_hash(e.key, hash);
+    PQclear(itest_sql("UPDATE consumer_api_keys SET expires_at = now() - "
+                      "interval '1 minute' WHERE api_key_hash = $1",
+                      hash));
+    struct itest_resp *r = get_key(itest_admin_key(), e.key);
+    itest_assert_jstr(r, itest_assert_envelope(r, 200), "status", "expired");
+    itest_resp_free(r);
+    st = key_column(e.key, "api_key_status");
+    itest_expect(NULL, st && strcmp(st, "expired") == 0,
+                 "the lazy write-back did not happen (is %s)", st);
+    free(st);
+}
+
 /* ----------------------------------------- consumer deactivation */
 
 static void
@@ -1570,6 +1719,10 @@ main(void)
         cmocka_unit_test_teardown(
             system_consumers_only_key_cannot_be_deactivated_403,
             restore_system_teardown),
+        cmocka_unit_test_teardown(
+            system_key_rotation_shorter_than_a_day_is_422,
+            restore_system_teardown),
+        cmocka_unit_test(lazy_expired_write_back_never_overwrites_deactivated),
         cmocka_unit_test(deactivated_consumer_keeps_its_keys),
         cmocka_unit_test_teardown(
             failed_event_insert_rolls_back_consumer_and_key_changes,

@@ -177,9 +177,14 @@ reorder_next_timeout_ms(const struct reorder *r, uint64_t now_ms)
     for (const struct bucket *b = r->buckets; b != NULL; b = b->next) {
         /* as timed_out() counts, without wrapping near UINT64_MAX */
         uint64_t since = oldest_since(b);
-        uint64_t waited = now_ms >= since ? now_ms - since : 0;
-        uint64_t timeout = (uint64_t)r->gap_timeout_ms;
-        uint64_t rest = waited >= timeout ? 0 : timeout - waited;
+        uint64_t timeout = (uint64_t)r->gap_timeout_ms, rest;
+        if (now_ms >= since) {
+            uint64_t waited = now_ms - since;
+            rest = waited >= timeout ? 0 : timeout - waited;
+        } else { /* offered "later" than now: not due before since */
+            uint64_t ahead = since - now_ms;
+            rest = ahead > UINT64_MAX - timeout ? UINT64_MAX : ahead + timeout;
+        }
         long left = rest > (uint64_t)LONG_MAX ? LONG_MAX : (long)rest;
         if (best < 0 || left < best)
             best = left;

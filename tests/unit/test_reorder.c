@@ -296,6 +296,17 @@ test_extreme_sequences(void **state)
     assert_int_equal(reorder_next_timeout_ms(r, UINT64_MAX), 4990);
     char key[REORDER_KEY_MAX];
     assert_false(reorder_expired_key(r, UINT64_MAX, key));
+    /* a clock before the item's: not due before since + timeout */
+    assert_int_equal(reorder_next_timeout_ms(r, UINT64_MAX - 20), 5010);
+    reorder_free(r, free);
+    /* a zero timeout: due at once, but not before the item was offered */
+    r = reorder_new(0);
+    assert_non_null(r);
+    assert_int_equal(reorder_offer(r, C1, 5, 0, 100, box(5)), REORDER_HELD);
+    assert_int_equal(reorder_next_timeout_ms(r, 99), 1);
+    assert_false(reorder_expired_key(r, 99, key));
+    assert_int_equal(reorder_next_timeout_ms(r, 100), 0);
+    assert_true(reorder_expired_key(r, 100, key));
     reorder_free(r, free);
 }
 

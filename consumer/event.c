@@ -23,8 +23,7 @@ escape_controls(const char *s, size_t n, struct strbuf *out)
         size_t len;
         if (c < 0x20 || c == 0x7F) {
             cp = c, len = 1;
-        } else if (c == 0xC2 && i + 1 < n &&
-                   (unsigned char)s[i + 1] >= 0x80 &&
+        } else if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
                    (unsigned char)s[i + 1] <= 0x9F) {
             cp = (unsigned char)s[i + 1], len = 2;
         } else {

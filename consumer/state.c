@@ -502,8 +502,7 @@ load(struct state *s, struct strbuf *err)
          * loses would let the next start process everything again */
         if (ftruncate(s->fd, 0) < 0 ||
             write_all(s->fd, STATE_HEADER, strlen(STATE_HEADER)) < 0 ||
-            (s->opt.fsync &&
-             (fdatasync(s->fd) < 0 || fsync_dir(s->dir) < 0))) {
+            (s->opt.fsync && (fdatasync(s->fd) < 0 || fsync_dir(s->dir) < 0))) {
             sb_printf(err, "cannot write %s: %s", s->path, strerror(errno));
             goto out;
         }

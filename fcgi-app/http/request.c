@@ -225,7 +225,8 @@ scan_key(struct body_scan *b, const char *tok, size_t n)
         for (size_t i = 1; i + 1 < n; i++) {
             if (t[i] != '\\')
                 continue;
-            if (t[i + 1] == 'u' && i + 5 < n && memcmp(t + i + 2, "0000", 4) == 0)
+            if (t[i + 1] == 'u' && i + 5 < n &&
+                memcmp(t + i + 2, "0000", 4) == 0)
                 t[i + 5] = '1';
             i += t[i + 1] == 'u' ? 5 : 1;
         }

@@ -4,6 +4,7 @@
 #include "report.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,7 +110,11 @@ row_add(struct report_row *row, const struct reqlog_attempt *a)
 int
 report_add(struct report *r, const struct reqlog_attempt *a)
 {
-    size_t i = row_of(r, a->start_ms);
+    /* A failure belongs to the window in which it happened (a request in
+     * flight on a worker killed at the start of a window started before
+     * it); every other attempt to the window in which it was sent. */
+    bool failed = a->status < 200 || a->status > 499;
+    size_t i = row_of(r, failed ? a->end_ms : a->start_ms);
     struct logical_attempt la = {a->logical_id, a->attempt, a->status, i};
     if (a->attempt > 1)
         r->retry = true;

@@ -7,7 +7,8 @@
  * Windows file, one window a line ('#' comments and blank lines skipped):
  *   name start_ms end_ms db_window killed_workers
  * An attempt belongs to the first window whose [start_ms, end_ms] holds its
- * start_ms; attempts in no window go to the row "steady".  In a db_window
+ * start_ms — a failed one (5xx, no answer) its end_ms, the moment it
+ * failed; attempts in no window go to the row "steady".  In a db_window
  * (1) 5xx answers are allowed; elsewhere each killed worker allows one
  * failed attempt (5xx or no answer: nginx's 502 for the request that was in
  * flight on it), and "steady" allows none.

@@ -228,7 +228,7 @@ test_rows_and_judgement_ok(void **state)
     /* pg-restart: 503s are fine */
     add(&r, 3000, 2, 503, 1, 300);
     add(&r, 3500, 2, 503, 1, 301);
-    add(&r, 3999, 2, 0, 1, 302);
+    add(&r, 3990, 2, 0, 1, 302);
     /* sighup: clean */
     add(&r, 5000, 3, 200, 1, 400);
     add(&r, 5001, 3, 409, 1, 401);

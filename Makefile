@@ -9,6 +9,8 @@
 #   make cluster / cluster-stop       2 app nodes, 3 RabbitMQ nodes, PG primary + standby
 #   make chaos       faults under load against that cluster (scripts/chaos.sh)
 #   make lint        cppcheck + clang-tidy;  make format-check
+#   make fuzz        every libFuzzer target of tests/fuzz/ for FUZZ_SECONDS
+#                    each (default 60); `make test` replays their corpora
 
 CC      ?= cc
 PKGS    := libpq librabbitmq jansson uuid fcgi libcrypto
@@ -19,7 +21,15 @@ LDLIBS  :=
 # make Q= shows the full command lines
 Q       ?= @
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+  # the objects of `make fuzz` (clang, libFuzzer's coverage, ASan + UBSan)
+  BUILD   := build/fuzz
+  CC      := clang
+  CFLAGS  += -O1 -fno-omit-frame-pointer \
+             -fsanitize=fuzzer-no-link,address,undefined \
+             -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),1)
   BUILD   := build/san
   CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=undefined
@@ -256,3 +266,75 @@ chaos-format-check:
 	clang-format --dry-run --Werror $(CHAOS_FMT)
 
 -include $(CHAOS_OBJ:.o=.d)
+
+# ---- fuzzing (issue 14) -----------------------------------------------------
+# tests/fuzz/fuzz_<name>.c: one libFuzzer target each, its corpus in the
+# folder tests/fuzz/fuzz_<name>/ beside it.  `make fuzz` builds them with
+# clang -fsanitize=fuzzer,address,undefined (FUZZ=1: objects in build/fuzz/)
+# and runs each for FUZZ_SECONDS (scripts/fuzz.sh; FUZZ_TARGETS picks some).
+# `make test` replays every corpus with the ordinary build instead: each
+# target is linked with tests/fuzz/replay_main.c into
+# $(BUILD)/tests/unit/test_fuzz_<name>, which scripts/test.sh runs like any
+# unit test (the corpus path is compiled in).  Targets need no database and
+# no broker.
+FUZZ_TARGET_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES      := $(FUZZ_TARGET_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_COMMON     := $(BUILD)/tests/fuzz/common.o
+FUZZ_LIB_OBJ    := $(LIB_OBJ) $(CONSUMER_LIB_OBJ)
+FUZZ_LIBS       := $(CONSUMER_LIBS)
+FUZZ_REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/unit/test_fuzz_%)
+FUZZ_BIN        := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_OTHER_SRC  := tests/fuzz/common.c tests/fuzz/replay_main.c
+FUZZ_FMT        := $(FUZZ_TARGET_SRC) $(FUZZ_OTHER_SRC) tests/fuzz/common.h
+
+.PHONY: fuzz fuzz-build fuzz-lint fuzz-format fuzz-format-check
+tests: $(FUZZ_REPLAY_BIN)
+
+# one replay main per target: its corpus folder is compiled in
+FUZZ_REPLAY_OBJ := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%.o)
+$(FUZZ_REPLAY_OBJ): $(BUILD)/tests/fuzz/replay_%.o: tests/fuzz/replay_main.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -DFUZZ_CORPUS_DIR='"$(CURDIR)/tests/fuzz/fuzz_$*"' \
+	    -c -o $@ $<
+
+$(FUZZ_REPLAY_BIN): $(BUILD)/tests/unit/test_fuzz_%: tests/fuzz/fuzz_%.c \
+                    $(FUZZ_COMMON) $(BUILD)/tests/fuzz/replay_%.o $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Ifcgi-app -I. $(LDFLAGS) \
+	    -o $@ $< $(FUZZ_COMMON) $(BUILD)/tests/fuzz/replay_$*.o \
+	    $(FUZZ_LIB_OBJ) $(FUZZ_LIBS)
+
+# Built by `$(MAKE) FUZZ=1 fuzz-build` (BUILD is build/fuzz then).
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_BIN): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) \
+             $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Ifcgi-app -I. -fsanitize=fuzzer \
+	    $(LDFLAGS) -o $@ $< $(FUZZ_COMMON) $(FUZZ_LIB_OBJ) $(FUZZ_LIBS)
+
+fuzz:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	@FUZZ_TARGETS="$${FUZZ_TARGETS:-$(FUZZ_NAMES)}" scripts/fuzz.sh
+
+lint: fuzz-lint
+format: fuzz-format
+format-check: fuzz-format-check
+
+fuzz-lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem \
+	    -D__GNUC__ -Ifcgi-app -I. $(FUZZ_TARGET_SRC) $(FUZZ_OTHER_SRC)
+	clang-tidy --quiet $(FUZZ_TARGET_SRC) $(FUZZ_OTHER_SRC) -- \
+	    $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS) -Ifcgi-app -I.
+
+fuzz-format:
+	clang-format -i $(FUZZ_FMT)
+
+fuzz-format-check:
+	clang-format --dry-run --Werror $(FUZZ_FMT)
+
+-include $(wildcard $(BUILD)/tests/fuzz/*.d) $(FUZZ_REPLAY_BIN:=.d)

@@ -9,7 +9,9 @@
  * publisher's connection (mq/amqp_conn.h) with a list that does not parse:
  * it still initialises (the service runs, as with a broker it cannot
  * reach), and every open fails at once, without a packet, with that
- * sentence; nothing is open, so /health reads "down".
+ * sentence; nothing is open, so /health reads "down".  Nodes that refuse
+ * the connection: the reason (stored as publish_failure_reason) names no
+ * host, address or port (API.md section 7).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +19,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/strbuf.h"
 #include "mq/amqp_conn.h"
@@ -256,6 +263,57 @@ test_publisher_with_a_bad_list_fails_every_open_without_the_network(
     sb_free(&reason);
 }
 
+/* A TCP socket bound on 127.0.0.1 and not listening: connecting to its
+ * port is refused at once.  Returns the socket, its port in *port. */
+static int
+refusing_port(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* API.md section 7: publish_failure_reason (what mq_conn_open's reason
+ * becomes in the outbox, which consumers read) never names a host, an
+ * address or a port; the log has them. */
+static void
+test_unreachable_nodes_reason_names_no_host_or_port(void **state)
+{
+    (void)state;
+    int p1, p2;
+    int s1 = refusing_port(&p1), s2 = refusing_port(&p2);
+    char url[160], n1[16], n2[16];
+    snprintf(url, sizeof url,
+             "amqp://u:" SECRET "@127.0.0.1:%d,amqp://u:" SECRET
+             "@localhost:%d",
+             p1, p2);
+    snprintf(n1, sizeof n1, "%d", p1);
+    snprintf(n2, sizeof n2, "%d", p2);
+    struct mq_conn m;
+    struct strbuf reason = STRBUF_INIT;
+    assert_int_equal(mq_conn_init(&m, url, 1000), 0);
+    assert_int_equal(mq_conn_open(&m, &reason), MQ_CONNECTION);
+    const char *r = sb_str(&reason);
+    assert_true(reason.len > 0);
+    static const char *const leaks[] = {"127.0.0.1", "localhost", SECRET,
+                                        "amqp://", "@"};
+    for (size_t i = 0; i < sizeof leaks / sizeof leaks[0]; i++)
+        if (strstr(r, leaks[i]) != NULL)
+            fail_msg("the reason names %s: %s", leaks[i], r);
+    if (strstr(r, n1) != NULL || strstr(r, n2) != NULL)
+        fail_msg("the reason names a port (%s, %s): %s", n1, n2, r);
+    mq_conn_free(&m);
+    sb_free(&reason);
+    close(s1);
+    close(s2);
+}
+
 int
 main(void)
 {
@@ -269,6 +327,7 @@ main(void)
         cmocka_unit_test(test_bad_urls_name_their_position_never_the_password),
         cmocka_unit_test(
             test_publisher_with_a_bad_list_fails_every_open_without_the_network),
+        cmocka_unit_test(test_unreachable_nodes_reason_names_no_host_or_port),
     };
     return cmocka_run_group_tests_name("amqp_urls", tests, NULL, NULL);
 }

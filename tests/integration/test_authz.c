@@ -464,7 +464,8 @@ consumer_reads_any_key_of_its_own(void **state)
 
     static const struct {
         const char *which, *status;
-    } own[] = {{"first", "deactivated"}, {"current", "active"},
+    } own[] = {{"first", "deactivated"},
+               {"current", "active"},
                {"expired", "expired"}};
     const char *keys[] = {first, c.key, expired};
     for (size_t i = 0; i < 3; i++) {

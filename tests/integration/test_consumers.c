@@ -1431,11 +1431,11 @@ lazy_expired_write_back_never_overwrites_deactivated(void **state)
     long waiting = 0;
     double deadline = itest_now() + 4;
     while (itest_now() < deadline) {
-        waiting = itest_sql_long0(
-            "SELECT count(*) FROM pg_stat_activity "
-            " WHERE wait_event_type = 'Lock' "
-            "   AND query LIKE 'UPDATE consumer_api_keys SET "
-            "api_key_status%'");
+        waiting =
+            itest_sql_long0("SELECT count(*) FROM pg_stat_activity "
+                            " WHERE wait_event_type = 'Lock' "
+                            "   AND query LIKE 'UPDATE consumer_api_keys SET "
+                            "api_key_status%'");
         if (waiting > 0)
             break;
         itest_sleep_ms(20);
@@ -1719,9 +1719,8 @@ main(void)
         cmocka_unit_test_teardown(
             system_consumers_only_key_cannot_be_deactivated_403,
             restore_system_teardown),
-        cmocka_unit_test_teardown(
-            system_key_rotation_shorter_than_a_day_is_422,
-            restore_system_teardown),
+        cmocka_unit_test_teardown(system_key_rotation_shorter_than_a_day_is_422,
+                                  restore_system_teardown),
         cmocka_unit_test(lazy_expired_write_back_never_overwrites_deactivated),
         cmocka_unit_test(deactivated_consumer_keeps_its_keys),
         cmocka_unit_test_teardown(

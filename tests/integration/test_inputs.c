@@ -65,8 +65,7 @@ path_not_utf8_is_404(void **state)
     double before404 = metric(NOT_FOUND_SERIES);
     double before500 = metric(ERROR_SERIES);
 
-    struct itest_resp *r =
-        itest_request("GET", "/%FF", g_c.key, NULL, hdr);
+    struct itest_resp *r = itest_request("GET", "/%FF", g_c.key, NULL, hdr);
     itest_assert_error(r, 404, "No endpoint /%FF");
     itest_resp_free(r);
     /* bytes that are UTF-8 stay as they are, the rest is %-escaped */
@@ -123,8 +122,8 @@ nul_in_an_object_key_is_422(void **state)
                  "a refused body created a customer");
 
     /* a NUL in a key and JSON broken elsewhere: 400, as before */
-    r = itest_request("POST", "/customer/data", g_c.key,
-                      "{\"a\\u0000\":1,}", NULL);
+    r = itest_request("POST", "/customer/data", g_c.key, "{\"a\\u0000\":1,}",
+                      NULL);
     itest_assert_error_contains(r, 400, "not valid JSON");
     itest_resp_free(r);
 }

@@ -405,8 +405,7 @@ test_message_not_utf8_keeps_status(void **state)
     struct rendered r;
     render(&env, &r);
     expect_headers(&r, 404, "r", NULL);
-    expect_body(&r, 404,
-                "No endpoint /" R R "(" R R R R R R R "\xC3\xA9");
+    expect_body(&r, 404, "No endpoint /" R R "(" R R R R R R R "\xC3\xA9");
     rendered_free(&r);
 }
 #undef R

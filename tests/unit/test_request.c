@@ -371,8 +371,9 @@ test_body_number_out_of_range_is_422(void **state)
     json_t *out = NULL;
     assert_int_equal(body_parse(body, strlen(body), &out, &err), -1);
     assert_int_equal(err.status, 422);
-    assert_non_null(strstr(err.msg, "(got 1234567890123456789012345678901234567890"
-                                    "123456789012345678901234...)"));
+    assert_non_null(strstr(err.msg,
+                           "(got 1234567890123456789012345678901234567890"
+                           "123456789012345678901234...)"));
     err_clear(&err);
     /* not JSON for another reason: 400, with jansson's position */
     char *msg = BODY_BAD("{\"a\":99999999999999999999,\n \"b\":01}");

@@ -271,8 +271,7 @@ expect_error(enum router_result res, const char *method, const char *path,
              const char *allow, int want_status, const char *want_msg)
 {
     struct app_err err = APP_ERR_INIT;
-    assert_int_equal(router_error(res, method, path, allow, &err),
-                     want_status);
+    assert_int_equal(router_error(res, method, path, allow, &err), want_status);
     assert_int_equal(err.status, want_status);
     assert_string_equal(err.msg, want_msg);
     err_clear(&err);
@@ -284,8 +283,7 @@ test_router_error_sentences(void **state)
     (void)state;
     expect_error(ROUTER_NOT_FOUND, "GET", "/nope", "", 404,
                  "No endpoint /nope");
-    expect_error(ROUTER_NOT_FOUND, "GET", "/\xFF", "", 404,
-                 "No endpoint /%FF");
+    expect_error(ROUTER_NOT_FOUND, "GET", "/\xFF", "", 404, "No endpoint /%FF");
     expect_error(ROUTER_NOT_FOUND, "GET", "/caf\xC3\xA9/\xC3", "", 404,
                  "No endpoint /caf\xC3\xA9/%C3");
     expect_error(ROUTER_NOT_FOUND, "GET", "/a\nb\x7F\xED\xA0\x80", "", 404,

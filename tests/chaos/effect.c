@@ -174,6 +174,7 @@ never_took_effect(struct effect_result *r, const struct effect_write *w,
 /* Per customer: status changes answered 2xx, and the unanswered ones. */
 struct st_tally {
     int64_t ok;
+    int64_t ok_in_db;      /* ... of which overlap a database window */
     struct vec unanswered; /* size_t indexes into writes, oldest first */
 };
 
@@ -198,11 +199,15 @@ judge_creates(const struct effect *e, const struct report_window *win,
         if (w->status >= 200 && w->status <= 299) {
             if (w->customer[0] != '\0' &&
                 !strmap_get(&e->ids, w->customer, NULL)) {
+                bool db = in_db_window(w, win, nw);
                 r->acked_absent++;
+                if (db)
+                    r->acked_absent_in_db_window++;
                 example(&r->ex_absent, r->acked_absent,
                         "logical create %lld answered 2xx: customer %s not in "
-                        "the database",
-                        (long long)w->logical, w->customer);
+                        "the database%s",
+                        (long long)w->logical, w->customer,
+                        db ? " (in a database window)" : "");
             }
         } else if (!is_answer(w->status)) {
             if (rows > 0)
@@ -240,14 +245,16 @@ judge_statuses(const struct effect *e, const struct report_window *win,
         if (slot == NULL)
             goto out;
         if (inserted) {
-            struct st_tally t = {0, VEC_INIT(size_t)};
+            struct st_tally t = {0, 0, VEC_INIT(size_t)};
             if (vec_push(&tallies, &t) < 0)
                 goto out;
         }
         struct st_tally *t = vec_at(&tallies, (size_t)*slot);
-        if (w->status >= 200 && w->status <= 299)
+        if (w->status >= 200 && w->status <= 299) {
             t->ok++;
-        else if (!is_answer(w->status) && vec_push(&t->unanswered, &i) < 0)
+            if (in_db_window(w, win, nw))
+                t->ok_in_db++;
+        } else if (!is_answer(w->status) && vec_push(&t->unanswered, &i) < 0)
             goto out;
     }
     size_t pos = 0;
@@ -258,7 +265,12 @@ judge_statuses(const struct effect *e, const struct report_window *win,
         int64_t events = 0;
         strmap_get(&e->st_events, cust, &events);
         if (events < t->ok) {
-            r->acked_absent += t->ok - events;
+            int64_t missing = t->ok - events;
+            /* which of its changes are missing is unknown: those that
+             * overlap a database window are the likely ones */
+            r->acked_absent += missing;
+            r->acked_absent_in_db_window +=
+                missing < t->ok_in_db ? missing : t->ok_in_db;
             example(&r->ex_absent, r->acked_absent,
                     "%lld status change(s) answered 2xx without an event "
                     "for customer %s",

@@ -21,8 +21,11 @@
  *                             first);
  *   took effect unanswered    the same writes whose effect is there;
  *
- * and with fault windows (report.h) splits "never took effect" into writes
- * that overlap a database window (allowed) and the others.
+ * and with fault windows (report.h) splits "never took effect" and
+ * "acknowledged, absent" into writes that overlap a database window and the
+ * others: a failover to an asynchronous standby loses the commits the
+ * standby had not received yet (API.md section 7 lists no failover among the
+ * faults that lose nothing).
  *
  * Pure: no I/O.  Feed effect_attempt, effect_customer and
  * effect_status_events, then effect_result.
@@ -56,6 +59,7 @@ struct effect_result {
     long unanswered;                 /* final 5xx or no answer */
     long twice;                      /* customers created twice */
     long acked_absent;               /* 2xx, effect missing */
+    long acked_absent_in_db_window;  /* ... of which in a database window */
     long never;                      /* never took effect */
     long never_in_db_window;         /* ... of which in a database window */
     long took_unanswered;            /* took effect without a final 2xx/4xx */

@@ -140,6 +140,31 @@ test_acknowledged_but_absent(void **state)
 }
 
 static void
+test_absent_in_a_database_window(void **state)
+{
+    (void)state;
+    struct effect e;
+    struct effect_result r;
+    struct report_window w[] = {
+        {.name = "pg-failover", .start_ms = 2000, .end_ms = 3000, .db = true},
+    };
+    effect_init(&e);
+    /* acknowledged by a primary that died before its standby got them */
+    attempt(&e, 1, REQLOG_CREATE, 1, 201, 2100, C1);
+    attempt(&e, 2, REQLOG_STATUS, 1, 200, 2200, C2);
+    attempt(&e, 3, REQLOG_STATUS, 1, 200, 1000, C2);
+    assert_int_equal(effect_status_events(&e, C2, 0), 0);
+    /* and one outside */
+    attempt(&e, 4, REQLOG_CREATE, 1, 201, 4000, C3);
+    result(&e, w, 1, &r);
+    assert_int_equal(r.acked_absent, 4);
+    assert_int_equal(r.acked_absent_in_db_window, 2); /* C1, one of C2's */
+    assert_non_null(strstr(r.ex_absent.buf, "(in a database window)"));
+    effect_result_free(&r);
+    effect_free(&e);
+}
+
+static void
 test_never_and_unanswered(void **state)
 {
     (void)state;
@@ -227,6 +252,7 @@ main(void)
         cmocka_unit_test(test_all_good),
         cmocka_unit_test(test_created_twice),
         cmocka_unit_test(test_acknowledged_but_absent),
+        cmocka_unit_test(test_absent_in_a_database_window),
         cmocka_unit_test(test_never_and_unanswered),
         cmocka_unit_test(test_last_attempt_decides),
         cmocka_unit_test(test_customers_not_in_the_log),

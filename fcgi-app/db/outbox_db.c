@@ -10,6 +10,11 @@
 
 #define NIL_UUID "'00000000-0000-0000-0000-000000000000'::uuid"
 #define ORDER_KEY(t) "COALESCE(" t ".customer_id, " NIL_UUID ")"
+/* "Pending", in the words of customer_events_unpublished_order_idx's
+ * predicate (migration 009), so that the probe for an earlier pending event
+ * can use only that index, never the created_at one. */
+#define UNPUBLISHED(t)                                                         \
+    t ".publish_status <> 'published' AND " t ".publish_status <> 'failed'"
 
 DB_STMT(outbox_next_customer_seq, 1,
         "SELECT COALESCE(MAX(sequence), 0) + 1, "
@@ -48,7 +53,7 @@ DB_STMT(outbox_insert, 9,
 #define PREV_PENDING                                                           \
     "COALESCE((SELECT max(p.sequence) FROM customer_events p "                 \
     "           WHERE " ORDER_KEY("p") " = " ORDER_KEY(                        \
-        "e") "             AND p.publish_status = 'pending' "                  \
+        "e") "             AND " UNPUBLISHED("p") " "                          \
              "             AND p.sequence < e.sequence), 0)"
 
 DB_STMT(outbox_load_ids, 1,

@@ -2,6 +2,7 @@
  * fcgi-app/db/outbox_db.c — see outbox_db.h.
  */
 #include "outbox_db.h"
+#include "../core/strbuf.h"
 #include "../core/text.h"
 
 #include <stdio.h>
@@ -16,26 +17,48 @@
 #define UNPUBLISHED(t)                                                         \
     t ".publish_status <> 'published' AND " t ".publish_status <> 'failed'"
 
-DB_STMT(outbox_next_customer_seq, 1,
-        "SELECT COALESCE(MAX(sequence), 0) + 1, "
-        "       fintegrate_ts(clock_timestamp()) "
-        "  FROM customer_events WHERE customer_id = $1");
-
 /* One sequence for events without a customer, serialised by an advisory
  * lock (an arbitrary constant owned by this module).  The lock must be its
- * own statement: under READ COMMITTED the MAX() that follows then takes a
+ * own statement: under READ COMMITTED the INSERT that follows then takes a
  * snapshot that sees whatever the previous lock holder committed. */
 DB_STMT(outbox_lock_system_seq, 0, "SELECT pg_advisory_xact_lock(7345112)");
-DB_STMT(outbox_next_system_seq, 0,
-        "SELECT COALESCE(MAX(sequence), 0) + 1, "
-        "       fintegrate_ts(clock_timestamp()) "
-        "  FROM customer_events WHERE customer_id IS NULL");
 
-DB_STMT(outbox_insert, 9,
-        "INSERT INTO customer_events (event_id, customer_id, consumer_id, "
-        "  event_type, source_service, sequence, payload, request_id, "
-        "  created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz)");
+/*
+ * The INSERT takes the next sequence of the event's customer (`seq_where`)
+ * and clock_timestamp() itself, splices both into the payload built in C
+ * ($6 <sequence> $7 <created_at> $8: outbox_payload_parts), and returns
+ * what the inline publish needs: the stored payload text, the AMQP
+ * timestamp, the owner's consumer_name and the customer's latest pending
+ * sequence before this event (per-customer order, outbox/order.h), judged
+ * under the caller's row lock (customer_events_unpublished_order_idx, one
+ * customer's few entries, walked backwards).
+ */
+/* clang-format off */
+#define INSERT_EVENT(seq_where)                                                \
+    "INSERT INTO customer_events AS e (event_id, customer_id, consumer_id, "   \
+    "  event_type, source_service, sequence, payload, request_id, "            \
+    "  created_at) "                                                           \
+    "SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, s.seq, "         \
+    "       ($6::text || s.seq || $7::text || "                                \
+    "        to_json(fintegrate_ts(s.ts))::text || $8::text)::json, "          \
+    "       $9::text, s.ts "                                                   \
+    "  FROM (SELECT COALESCE(max(sequence), 0) + 1 AS seq, "                   \
+    "               clock_timestamp() AS ts "                                  \
+    "          FROM customer_events WHERE " seq_where ") s "                   \
+    "RETURNING e.sequence, e.payload::text, "                                  \
+    "  floor(extract(epoch FROM e.created_at))::bigint, "                      \
+    "  (SELECT c.consumer_name FROM consumers c "                              \
+    "    WHERE c.consumer_id = e.consumer_id), "                               \
+    "  COALESCE((SELECT p.sequence FROM customer_events p "                    \
+    "     WHERE " ORDER_KEY("p") " = " ORDER_KEY("e")                          \
+    "       AND " UNPUBLISHED("p")                                             \
+    "       AND p.sequence < e.sequence "                                      \
+    "     ORDER BY " ORDER_KEY("p") " DESC, p.sequence DESC "                  \
+    "     LIMIT 1), 0)"
+/* clang-format on */
+
+DB_STMT(outbox_insert_customer, 9, INSERT_EVENT("customer_id = $2::uuid"));
+DB_STMT(outbox_insert_system, 9, INSERT_EVENT("customer_id IS NULL"));
 
 /* What a publish needs of an event (struct outbox_event, in this order);
  * `tries` is the try counter the caller's summary reports. */
@@ -50,11 +73,13 @@ DB_STMT(outbox_insert, 9,
              "    ON c.consumer_id = e.consumer_id "
 
 /* The latest pending event of the same customer before this one. */
+/* clang-format off */
 #define PREV_PENDING                                                           \
     "COALESCE((SELECT max(p.sequence) FROM customer_events p "                 \
-    "           WHERE " ORDER_KEY("p") " = " ORDER_KEY(                        \
-        "e") "             AND " UNPUBLISHED("p") " "                          \
-             "             AND p.sequence < e.sequence), 0)"
+    "           WHERE " ORDER_KEY("p") " = " ORDER_KEY("e")                    \
+    "             AND " UNPUBLISHED("p")                                       \
+    "             AND p.sequence < e.sequence), 0)"
+/* clang-format on */
 
 DB_STMT(outbox_load_ids, 1,
         ROW_COLUMNS(
@@ -310,62 +335,180 @@ outbox_db_relay_pass(struct db *db, long long published, struct app_err *err)
     return db_exec_command(db, &outbox_relay_pass, p, err);
 }
 
+/* The text of `obj` without its outer braces, appended to sb. */
+static void
+append_inner(struct strbuf *sb, const json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    if (n < 2) {
+        sb->oom = true; /* out of memory: make the caller fail */
+    } else {
+        sb_append(sb, text + 1, n - 2);
+    }
+    free(text);
+}
+
+int
+outbox_payload_parts(const struct event_new *ev, const char *event_id,
+                     struct outbox_payload_parts *out)
+{
+    /* The three runs of keys between the database's two values, each
+     * dumped by jansson exactly as the whole object would be. */
+    json_t *head =
+        json_pack("{s:s, s:s, s:s}", "schema_version", "1.0", "event_id",
+                  event_id, "event_type", ev->event_type);
+    json_t *mid = json_pack("{s:s, s:s*, s:O}", "consumer_id", ev->consumer_id,
+                            "customer_id", ev->customer_id, "data", ev->data);
+    json_t *tail = json_pack("{s:s, s:s?}", "source_service",
+                             ev->source_service, "request_id", ev->request_id);
+    struct strbuf a = STRBUF_INIT, b = STRBUF_INIT, c = STRBUF_INIT;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    if (head == NULL || mid == NULL || tail == NULL)
+        goto out;
+    sb_puts(&a, "{");
+    append_inner(&a, head);
+    sb_puts(&a, ",\"sequence\":");
+    sb_puts(&b, ",");
+    append_inner(&b, mid);
+    sb_puts(&b, ",\"metadata\":{\"created_at\":");
+    sb_puts(&c, ",");
+    append_inner(&c, tail);
+    sb_puts(&c, "}}");
+    if (a.oom || b.oom || c.oom)
+        goto out;
+    out->prefix = sb_steal(&a);
+    out->middle = sb_steal(&b);
+    out->suffix = sb_steal(&c);
+    if (out->prefix == NULL || out->middle == NULL || out->suffix == NULL) {
+        outbox_payload_parts_free(out);
+        goto out;
+    }
+    rc = 0;
+out:
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&c);
+    json_decref(head);
+    json_decref(mid);
+    json_decref(tail);
+    return rc;
+}
+
+void
+outbox_payload_parts_free(struct outbox_payload_parts *parts)
+{
+    free(parts->prefix);
+    free(parts->middle);
+    free(parts->suffix);
+    parts->prefix = parts->middle = parts->suffix = NULL;
+}
+
 char *
 outbox_payload(const struct event_new *ev, const char *event_id,
                long long sequence, const char *created_at)
 {
-    json_t *root = json_pack(
-        "{s:s, s:s, s:s, s:I, s:s, s:s*, s:O, s:{s:s, s:s, s:s?}}",
-        "schema_version", "1.0", "event_id", event_id, "event_type",
-        ev->event_type, "sequence", (json_int_t)sequence, "consumer_id",
-        ev->consumer_id, "customer_id", ev->customer_id, "data", ev->data,
-        "metadata", "created_at", created_at, "source_service",
-        ev->source_service, "request_id", ev->request_id);
-    if (root == NULL)
-        return NULL;
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    struct outbox_payload_parts parts;
+    struct strbuf sb = STRBUF_INIT;
+    json_t *ts = json_string(created_at);
+    char *ts_text = ts ? json_dumps(ts, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    char *text = NULL;
+
+    if (ts_text != NULL && outbox_payload_parts(ev, event_id, &parts) == 0) {
+        sb_printf(&sb, "%s%lld%s%s%s", parts.prefix, sequence, parts.middle,
+                  ts_text, parts.suffix);
+        outbox_payload_parts_free(&parts);
+        text = sb.oom ? NULL : sb_steal(&sb);
+    }
+    sb_free(&sb);
+    free(ts_text);
+    json_decref(ts);
     return text;
 }
 
+bool
+outbox_event_from_json(const json_t *obj, struct outbox_event *out)
+{
+    const json_t *payload = json_object_get(obj, "payload");
+    memset(out, 0, sizeof *out);
+    out->event_id = json_string_value(json_object_get(obj, "event_id"));
+    out->event_type = json_string_value(json_object_get(obj, "event_type"));
+    out->consumer_name =
+        json_string_value(json_object_get(obj, "consumer_name"));
+    out->payload = json_string_value(payload);
+    out->payload_len = json_string_length(payload);
+    out->request_id = json_string_value(json_object_get(obj, "request_id"));
+    out->order_key = json_string_value(json_object_get(obj, "order_key"));
+    out->created_at = "";
+    out->created_epoch =
+        (long long)json_integer_value(json_object_get(obj, "created_epoch"));
+    out->sequence =
+        (long long)json_integer_value(json_object_get(obj, "sequence"));
+    out->prev_pending =
+        (long long)json_integer_value(json_object_get(obj, "prev_pending"));
+    out->try_count = 0;
+    return out->event_id != NULL && out->event_type != NULL &&
+           out->consumer_name != NULL && out->payload != NULL &&
+           out->order_key != NULL && out->sequence > 0;
+}
+
+#define NIL_UUID_TEXT "00000000-0000-0000-0000-000000000000"
+
 int
 outbox_db_append(struct db *db, const struct event_new *ev, char event_id[37],
-                 struct app_err *err)
+                 json_t **publish, struct app_err *err)
 {
+    struct outbox_payload_parts parts = {0};
     PGresult *res = NULL;
-    char *payload = NULL;
     int rc = -1;
 
-    if (ev->customer_id != NULL) {
-        const char *p[] = {ev->customer_id};
-        res = db_exec(db, &outbox_next_customer_seq, p, err);
-    } else {
-        res = db_exec(db, &outbox_lock_system_seq, NULL, err);
-        if (res == NULL)
-            goto out;
-        PQclear(res);
-        res = db_exec(db, &outbox_next_system_seq, NULL, err);
-    }
-    if (res == NULL)
-        goto out;
-
-    const char *seq_text = PQgetvalue(res, 0, 0);
-    const char *created_at = PQgetvalue(res, 0, 1);
-    long long seq = strtoll(seq_text, NULL, 10);
+    if (publish != NULL)
+        *publish = NULL;
     uuid_new(event_id);
-    payload = outbox_payload(ev, event_id, seq, created_at);
-    if (payload == NULL) {
+    if (outbox_payload_parts(ev, event_id, &parts) < 0) {
         err_set(err, 500, "Out of memory building the event");
         goto out;
     }
-    const char *ins[] = {event_id,       ev->customer_id,    ev->consumer_id,
-                         ev->event_type, ev->source_service, seq_text,
-                         payload,        ev->request_id,     created_at};
-    if (db_exec_command(db, &outbox_insert, ins, err) < 0)
+    if (ev->customer_id == NULL &&
+        db_exec_command(db, &outbox_lock_system_seq, NULL, err) < 0)
         goto out;
+    const char *p[] = {event_id,       ev->customer_id,    ev->consumer_id,
+                       ev->event_type, ev->source_service, parts.prefix,
+                       parts.middle,   parts.suffix,       ev->request_id};
+    res = db_exec(db,
+                  ev->customer_id != NULL ? &outbox_insert_customer
+                                          : &outbox_insert_system,
+                  p, err);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 3)) {
+        err_set(err, 500, "Internal error writing an event");
+        err_detail(err, "outbox insert: %d rows, or no owner's name",
+                   PQntuples(res));
+        goto out;
+    }
+    if (publish != NULL) {
+        *publish = json_pack(
+            "{s:s, s:s, s:s, s:s%, s:s?, s:s, s:I, s:I, s:I}", "event_id",
+            event_id, "event_type", ev->event_type, "consumer_name",
+            PQgetvalue(res, 0, 3), "payload", PQgetvalue(res, 0, 1),
+            (size_t)PQgetlength(res, 0, 1), "request_id", ev->request_id,
+            "order_key", ev->customer_id ? ev->customer_id : NIL_UUID_TEXT,
+            "sequence", (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+            "created_epoch",
+            (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10),
+            "prev_pending",
+            (json_int_t)strtoll(PQgetvalue(res, 0, 4), NULL, 10));
+        if (*publish == NULL) {
+            err_set(err, 500, "Out of memory building the event");
+            goto out;
+        }
+    }
     rc = 0;
 out:
     PQclear(res);
-    free(payload);
+    outbox_payload_parts_free(&parts);
     return rc;
 }

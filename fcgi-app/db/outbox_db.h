@@ -6,11 +6,14 @@
  * the event describes, after that transaction has locked the customer row
  * (or created it): the next per-customer `sequence` and the event's
  * created_at (clock_timestamp()) are taken under that lock, so sequence
- * order and created_at order agree under concurrency.  Events without a
- * customer (consumer and key events) share one sequence, serialised by a
- * transaction-scoped advisory lock.
+ * order and created_at order agree under concurrency.  Both are computed
+ * inside the INSERT itself (one round trip), in a statement of its own
+ * after the lock, so its snapshot sees every event committed before the
+ * lock was granted.  Events without a customer (consumer and key events)
+ * share one sequence, serialised by a transaction-scoped advisory lock.
  *
- * The payload is the message body of API.md section 5, built here once and
+ * The payload is the message body of API.md section 5, built here once
+ * (the database only splices the sequence and created_at into it) and
  * stored verbatim: whatever is published later is these bytes.
  */
 #ifndef FI_OUTBOX_DB_H
@@ -30,9 +33,16 @@ struct event_new {
     json_t *data; /* borrowed: the payload's "data" */
 };
 
-/* Inserts the event; writes its id into event_id[37].  0 ok, -1 err. */
+/*
+ * Inserts the event; writes its id into event_id[37].  When `publish` is
+ * not NULL, *publish gets (owned; json_decref) what the inline publish
+ * needs, as the INSERT returned it — the stored payload text, the owner's
+ * consumer_name, the sequence, and prev_pending as seen under the lock —
+ * so the step after commit sends it without reading it back
+ * (outbox_event_from_json).  0 ok, -1 err.
+ */
 int outbox_db_append(struct db *db, const struct event_new *ev,
-                     char event_id[37], struct app_err *err)
+                     char event_id[37], json_t **publish, struct app_err *err)
     __attribute__((warn_unused_result));
 
 /*
@@ -63,6 +73,12 @@ struct outbox_rows {
 };
 
 void outbox_rows_free(struct outbox_rows *rows);
+
+/*
+ * Points `out` into `obj`, an object outbox_db_append returned (borrowed:
+ * valid while obj lives).  false when obj is not such an object.
+ */
+bool outbox_event_from_json(const json_t *obj, struct outbox_event *out);
 
 /* The events of `ids` (a JSON array of event ids), in sequence order per
  * customer: the inline step's just-committed events. */
@@ -132,5 +148,19 @@ int outbox_db_relay_pass(struct db *db, long long published,
 /* Builds the payload text (owned; free()).  Pure; unit-tested. */
 char *outbox_payload(const struct event_new *ev, const char *event_id,
                      long long sequence, const char *created_at);
+
+/*
+ * The payload cut where the database puts the sequence and created_at:
+ *   prefix <sequence> middle <created_at as a JSON string> suffix
+ * is byte for byte outbox_payload() of the same event.  Owned strings
+ * (outbox_payload_parts_free); 0, or -1 out of memory.  Pure; unit-tested.
+ */
+struct outbox_payload_parts {
+    char *prefix, *middle, *suffix;
+};
+int outbox_payload_parts(const struct event_new *ev, const char *event_id,
+                         struct outbox_payload_parts *out)
+    __attribute__((warn_unused_result));
+void outbox_payload_parts_free(struct outbox_payload_parts *parts);
 
 #endif

@@ -22,9 +22,13 @@ int
 ctx_append_event(struct ctx *c, const struct event_new *ev, char event_id[37],
                  struct app_err *err)
 {
-    if (outbox_db_append(c->db, ev, event_id, err) < 0)
+    json_t *publish = NULL;
+    if (outbox_db_append(c->db, ev, event_id,
+                         c->events != NULL ? &publish : NULL, err) < 0)
         return -1;
-    if (c->events != NULL)
-        json_array_append_new(c->events, json_string(event_id));
+    if (publish != NULL && json_array_append_new(c->events, publish) < 0) {
+        err_set(err, 500, "Out of memory recording an event");
+        return -1;
+    }
     return 0;
 }

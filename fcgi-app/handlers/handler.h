@@ -29,13 +29,15 @@ struct ctx {
     json_t *in;                  /* validated input (borrowed) */
     const char *source_service;  /* "<METHOD>: <path>" */
     struct publisher *pub;       /* the worker's outbox publisher */
-    json_t *events;              /* ids of events this request wrote; the
+    json_t *events;              /* the events this request wrote, as
+                                    outbox_db_append returned them; the
                                     pipeline publishes them after a 2xx */
 };
 
 struct event_new;
-/* Appends an event to the outbox (outbox_db_append) and remembers its id
- * for the inline publish after commit.  0 ok, -1 with err. */
+/* Appends an event to the outbox (outbox_db_append) and remembers it (what
+ * the INSERT returned) for the inline publish after commit.  0 ok, -1 with
+ * err. */
 int ctx_append_event(struct ctx *c, const struct event_new *ev,
                      char event_id[37], struct app_err *err)
     __attribute__((warn_unused_result));

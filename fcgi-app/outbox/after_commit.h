@@ -14,8 +14,14 @@
 
 #include <jansson.h>
 
-/* `event_ids`: a JSON array of the ids the request committed. */
+/*
+ * `events` (borrowed): the JSON array of the events the request wrote, each
+ * as outbox_db_append returned it.  Call it only once the transaction that
+ * wrote them has committed: they are published from memory, without being
+ * read back (an event that was behind a pending event of its customer when
+ * it was written is read back, and the order rule judged again).
+ */
 void outbox_publish_committed(struct publisher *p, struct db *db,
-                              json_t *event_ids);
+                              json_t *events);
 
 #endif

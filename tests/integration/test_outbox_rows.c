@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct itest_consumer g_c;
 
@@ -563,6 +564,51 @@ failed_event_insert_rolls_back_the_change(void **state)
 
 /* ------------------------------------------------------ concurrency */
 
+/* The sequence and created_at are taken inside the INSERT and spliced into
+ * the payload there: the stored body must carry the row's own values. */
+static void
+expect_payload_matches_row(const struct event_row *e)
+{
+    json_t *seq = json_object_get(e->payload, "sequence");
+    itest_expect(NULL,
+                 json_is_integer(seq) && json_integer_value(seq) == e->sequence,
+                 "event %s: payload.sequence must be the row's %ld: %s",
+                 e->event_id, e->sequence, e->payload_text);
+    const char *ts =
+        itest_jstr(json_object_get(e->payload, "metadata"), "created_at");
+    itest_expect(NULL, ts && strcmp(ts, e->created_at) == 0,
+                 "event %s: payload.metadata.created_at must be the row's %s: "
+                 "%s",
+                 e->event_id, e->created_at, e->payload_text);
+    itest_assert_jstr(NULL, e->payload, "event_id", e->event_id);
+}
+
+/* Every event of `where` ends published: inline, or (one held behind an
+ * earlier event of its customer still in flight on another worker) by the
+ * relay within a pass or two.  Returns how many were held. */
+static long
+expect_all_published(const char *what, const char *where, const char *param)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM customer_events WHERE %s "
+             "AND publish_status <> 'published'",
+             where);
+    long left = -1;
+    for (int i = 0; i < 100 && left != 0; i++) {
+        left = param ? itest_sql_long(sql, param) : itest_sql_long0(sql);
+        if (left != 0)
+            itest_sleep_ms(100);
+    }
+    itest_expect(NULL, left == 0, "%s: %ld events still not published", what,
+                 left);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM customer_events WHERE %s "
+             "AND publish_try_count > 1",
+             where);
+    return param ? itest_sql_long(sql, param) : itest_sql_long0(sql);
+}
+
 struct toggler {
     const char *id;
     int first; /* 0: start with INACTIVE, 1: start with ACTIVE */
@@ -632,6 +678,7 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
                      "sequences must be 1..%d without gaps (position %d has "
                      "%ld)",
                      n, i + 1, ev[i].sequence);
+        expect_payload_matches_row(&ev[i]);
         if (i > 0) {
             itest_expect(NULL,
                          strcmp(ev[i - 1].created_at, ev[i].created_at) <= 0,
@@ -650,6 +697,11 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
                 status = "?";
         }
     }
+    long held = expect_all_published("concurrent status changes",
+                                     "customer_id = $1", id);
+    print_message("  %d events, %ld held behind an earlier one in flight "
+                  "and published by the relay\n",
+                  n, held);
     char *final = itest_sql_value(
         "SELECT status FROM customers WHERE customer_id = $1", id);
     itest_expect(NULL, final && strcmp(final, status) == 0,
@@ -658,6 +710,91 @@ concurrent_changes_keep_one_gapless_sequence(void **state)
     free(final);
     for (int i = 0; i < n && i < 64; i++)
         event_row_free(&ev[i]);
+}
+
+/* Consumer events have no customer and share one sequence (an advisory
+ * lock, then the INSERT takes the next number): administrators creating
+ * consumers at once still get 1..n without gaps, each payload with its
+ * row's sequence. */
+struct consumer_maker {
+    int thread;
+    int ok;
+    long other_status;
+};
+
+static void *
+make_consumers_thread(void *arg)
+{
+    struct consumer_maker *m = arg;
+    for (int i = 0; i < 5; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"consumer_name\":\"sysseq_%ld_%d_%d\"}",
+                 (long)getpid(), m->thread, i);
+        struct itest_resp *r = itest_request("POST", "/consumer/data",
+                                             itest_admin_key(), body, NULL);
+        if (r->status == 201)
+            m->ok++;
+        else
+            m->other_status = r->status;
+        itest_resp_free(r);
+    }
+    itest_thread_done();
+    return NULL;
+}
+
+static void
+concurrent_consumer_events_keep_the_system_sequence(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    struct consumer_maker m[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        m[i] = (struct consumer_maker){.thread = i};
+        pthread_create(&th[i], NULL, make_consumers_thread, &m[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        itest_expect(NULL, m[i].ok == 5,
+                     "thread %d: every consumer creation must answer 201 "
+                     "(one answered %ld)",
+                     i, m[i].other_status);
+    }
+    char sql[512];
+    snprintf(sql, sizeof(sql), "%s WHERE customer_id IS NULL ORDER BY sequence",
+             EVENT_COLUMNS);
+    PGresult *q = itest_sql0(sql);
+    int n = PQntuples(q);
+    itest_expect(NULL, n >= N * 5, "%d system events, at least %d expected", n,
+                 N * 5);
+    for (int i = 0; i < n; i++) {
+        struct event_row e = {0};
+        fill_event(&e, q, i);
+        itest_expect(NULL, e.sequence == i + 1,
+                     "the system sequence must be 1..%d without gaps "
+                     "(position %d has %ld)",
+                     n, i + 1, e.sequence);
+        if (i > 0) {
+            char prev[40];
+            snprintf(prev, sizeof(prev), "%s", PQgetvalue(q, i - 1, 8));
+            itest_expect(NULL, strcmp(prev, e.created_at) <= 0,
+                         "created_at order must agree with the system "
+                         "sequence (%d at %s, %ld at %s)",
+                         i, prev, e.sequence, e.created_at);
+        }
+        json_t *seq = json_object_get(e.payload, "sequence");
+        itest_expect(
+            NULL, json_is_integer(seq) && json_integer_value(seq) == e.sequence,
+            "system event %s: payload.sequence must be %ld: %s", e.event_id,
+            e.sequence, e.payload_text);
+        event_row_free(&e);
+    }
+    PQclear(q);
+    long held =
+        expect_all_published("consumer events", "customer_id IS NULL", NULL);
+    print_message("  %d system events, %ld held behind an earlier one in "
+                  "flight and published by the relay\n",
+                  n, held);
 }
 
 /* Several clients delete the same customer at once: exactly one wins. */
@@ -797,6 +934,7 @@ main(void)
         cmocka_unit_test_teardown(failed_event_insert_rolls_back_the_change,
                                   remove_poison),
         cmocka_unit_test(concurrent_changes_keep_one_gapless_sequence),
+        cmocka_unit_test(concurrent_consumer_events_keep_the_system_sequence),
         cmocka_unit_test(concurrent_deletes_one_wins),
         cmocka_unit_test(status_changes_racing_a_delete),
     };

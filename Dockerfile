@@ -1,5 +1,5 @@
 # Dockerfile — the Fintegrate app image: nginx in front of the FastCGI pool
-# (fintegrate-fcgi under spawn-fcgi), as in ARCHITECTURE.md.  PostgreSQL and
+# (fintegrate-fcgi under spawn-fcgi), as with `make run`.  PostgreSQL and
 # RabbitMQ are separate containers (docker-compose.yml).  The entrypoint
 # (docker/entrypoint.sh) applies the migrations, installs the administrator's
 # key, renders nginx's config from the same templates as `make run` and starts

@@ -4,7 +4,7 @@
  * manual acknowledgements and a prefetch, on a consumer's quorum queue.
  *
  * The queue and its dead-letter queue belong to the service (declared when
- * the consumer is created, API.md section 5); this module only consumes,
+ * the consumer is created, docs/API.md §8.1); this module only consumes,
  * so a missing queue is an error the caller retries, not something it
  * declares with arguments of its own.
  *

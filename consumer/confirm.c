@@ -260,7 +260,7 @@ confirm_whoami(struct confirm_client *c, char name_out[64], long *http_status,
     enum confirm_outcome out;
 
     name_out[0] = '\0';
-    /* GET with a JSON body (API.md section 1: read when the query string
+    /* GET with a JSON body (docs/API.md §2.2: read when the query string
      * is empty), so the key never travels in a URL */
     json_t *obj = json_pack("{s:s}", "api_key", c->key);
     body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;

@@ -1,6 +1,6 @@
 /*
  * consumer/confirm.h — the consumer program's client for the Fintegrate
- * API, over libcurl: POST /events/confirm-delivery (API.md section 3), and
+ * API, over libcurl: POST /events/confirm-delivery (docs/API.md §5.6), and
  * a start-up check of whose key it holds.
  *
  * One client keeps one curl handle, so consecutive confirmations reuse the

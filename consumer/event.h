@@ -1,7 +1,7 @@
 /*
  * consumer/event.h — one Fintegrate event message as the consumer program
- * sees it: parsed and checked against the versioned envelope of API.md
- * section 5, and described in one readable line.
+ * sees it: parsed and checked against the versioned envelope of docs/API.md
+ * §8.2, and described in one readable line.
  *
  * A message is *poison* when it can never be processed, however often it
  * is delivered: the body is not a JSON object, it has no usable event_id,
@@ -55,7 +55,7 @@ void event_free(struct event *ev);
  * Every value from the message (event_type, data's names and values) is a
  * bare word ([A-Za-z0-9_]+) or JSON-quoted with every control character
  * (C0, DEL, C1) as a \u escape, so nothing in a message can break the line
- * or reach a terminal raw (API.md section 7).
+ * or reach a terminal raw (docs/API.md §9.3).
  */
 void event_describe(const struct event *ev, struct strbuf *out);
 

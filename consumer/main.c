@@ -1,6 +1,6 @@
 /*
  * consumer/main.c — fintegrate-consumer, the bank side of Fintegrate
- * (API.md section 5, last paragraph): reads a consumer's queue, prints
+ * (docs/API.md §9.3): reads a consumer's queue, prints
  * each event, and confirms it with POST /events/confirm-delivery.
  *
  * One thread, one loop.  For each delivery:

@@ -1,4 +1,4 @@
--- 008_idempotency_keys.sql — safe retries (API.md section 7,
+-- 008_idempotency_keys.sql — safe retries (docs/API.md §6,
 -- "Safe retries: Idempotency-Key").
 --
 -- One row per key a consumer sent with a POST, PATCH or DELETE: what the

@@ -27,7 +27,7 @@ struct config_row {
 static const struct config_row config_rows[] = {
     ROW("FINTEGRATE_DB_URL", CFG_STRING, db_url,
         "host=127.0.0.1 port=15432 dbname=fintegrate user=fintegrate", 0, 0),
-    /* PostgreSQL faults (API.md section 7): a database that stops answering
+    /* PostgreSQL faults (docs/API.md §7.7): a database that stops answering
      * makes a request answer 503 within 10 s.  A round trip waits for at
      * most REPLY_TIMEOUT (8 s); a connection attempt for CONNECT_TIMEOUT per
      * host (3 s: two hosts stay within the budget).  The server cancels a
@@ -64,7 +64,7 @@ static const struct config_row config_rows[] = {
     /* The contract: a deactivated key stops working within 5 s at most. */
     ROW("FINTEGRATE_KEY_CACHE_SECONDS", CFG_INT, key_cache_seconds, "2", 0, 5),
     ROW("FINTEGRATE_MAX_REQUESTS", CFG_INT, max_requests, "0", 0, 100000000),
-    /* The relay and the re-drive engine (API.md section 7). */
+    /* The relay and the re-drive engine (docs/API.md §7.4). */
     ROW("FINTEGRATE_RELAY_INTERVAL_MS", CFG_INT, relay_interval_ms, "1000", 0,
         3600000),
     ROW("FINTEGRATE_RELAY_PERIOD_DAYS", CFG_INT, relay_period_days, "7", 1,

@@ -7,7 +7,7 @@
  * anything is sent on it.  Statements are prepared once per connection and
  * run with $n parameters only; no SQL is ever built from strings.
  *
- * Faults (API.md section 7, docs/OPERATIONS.md "Database timeouts and
+ * Faults (docs/API.md §7.7, docs/OPERATIONS.md "Database timeouts and
  * failover"):
  *   * every connection sets statement_timeout, lock_timeout,
  *     idle_in_transaction_session_timeout, TCP keepalives and

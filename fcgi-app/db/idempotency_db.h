@@ -1,6 +1,6 @@
 /*
  * fcgi-app/db/idempotency_db.h — the stored answers of Idempotency-Key
- * calls (table idempotency_keys, migration 008; API.md section 7).
+ * calls (table idempotency_keys, migration 008; docs/API.md §6).
  *
  * A key is scoped to its consumer and lives 24 hours: a row older than
  * that counts as absent everywhere here (IDEM_DB_TTL), and

@@ -12,7 +12,7 @@
  * lock was granted.  Events without a customer (consumer and key events)
  * share one sequence, serialised by a transaction-scoped advisory lock.
  *
- * The payload is the message body of API.md section 5, built here once
+ * The payload is the message body of docs/API.md §8.2, built here once
  * (the database only splices the sequence and created_at into it) and
  * stored verbatim: whatever is published later is these bytes.
  */
@@ -86,7 +86,7 @@ int outbox_db_load(struct db *db, const char *ids_json,
                    struct outbox_rows *rows, struct app_err *err)
     __attribute__((warn_unused_result));
 
-/* A re-drive's selection (API.md sections 3 and 7). */
+/* A re-drive's selection (docs/API.md §7.5). */
 enum redrive_kind {
     REDRIVE_RESEND,    /* pending events */
     REDRIVE_REDELIVER, /* published, never confirmed */

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The shortest lifetime of a system consumer's key (API.md section 7): a
+/* The shortest lifetime of a system consumer's key (docs/API.md §4.2): a
  * rotation must not lock the administrator out. */
 #define SYSTEM_KEY_MIN_SECONDS 86400LL
 
@@ -132,7 +132,7 @@ api_keys_get(struct ctx *c, json_t **data, struct app_err *err)
     if (keys_db_get(c->db, hash, false, &k, err) < 0)
         return err->status;
     /* A consumer may read any key of its own (its previous, deactivated or
-     * expired ones too, API.md section 7); anything else is 403 whether or
+     * expired ones too, docs/API.md §4.4); anything else is 403 whether or
      * not it exists (no probing for other keys). */
     if (!c->caller->is_admin &&
         (!k.found || strcmp(k.consumer_id, c->caller->consumer_id) != 0)) {

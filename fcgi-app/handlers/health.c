@@ -2,7 +2,7 @@
  * fcgi-app/handlers/health.c — GET /health: is the database answering?  The
  * broker's state is what this worker already knows (its breaker, its
  * connection), read without a packet: /health never waits on the broker
- * (API.md section 7, "Faults"), so a paused or black-holed broker host
+ * (docs/API.md §5.8), so a paused or black-holed broker host
  * cannot hold a worker here.
  */
 #include "handler.h"

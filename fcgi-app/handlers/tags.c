@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* At most this many tags per customer (API.md section 1). */
+/* At most this many tags per customer (docs/API.md §2.4). */
 #define TAGS_MAX 100
 
 /* Applies one operation to a locked customer whose tags are `before`
@@ -154,7 +154,7 @@ tags_add(struct ctx *c, json_t **data, struct app_err *err)
     if (err->status)
         return err->status;
     int status = tag_change(c, "tags_added", apply_add, data, err);
-    return status == 200 ? 201 : status; /* it creates tags (API.md §6) */
+    return status == 200 ? 201 : status; /* creates tags: docs/API.md §3.2 */
 }
 
 /* GET /customer/tag-value ------------------------------------------------- */

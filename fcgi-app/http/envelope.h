@@ -24,7 +24,7 @@ struct envelope {
     const char *message;    /* error sentence; ignored for < 400 */
     const char *request_id; /* borrowed */
     const char *allow;      /* Allow header value for 405, or NULL */
-    /* A stored answer replayed for an Idempotency-Key (API.md section 7):
+    /* A stored answer replayed for an Idempotency-Key (docs/API.md §6):
      * when set, these exact body bytes (borrowed, NUL-terminated) are sent
      * with `status` instead of rendering data/message, and the response
      * carries "Idempotent-Replayed: true". */

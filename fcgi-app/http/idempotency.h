@@ -1,6 +1,6 @@
 /*
  * fcgi-app/http/idempotency.h — safe retries: the optional Idempotency-Key
- * header of POST, PATCH and DELETE (API.md section 7).
+ * header of POST, PATCH and DELETE (docs/API.md §6).
  *
  * The first call with a key runs as usual; its answer (status and the
  * exact body bytes) is stored with the key, scoped to the calling consumer,
@@ -47,7 +47,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The header's limits (API.md section 7). */
+/* The header's limits (docs/API.md §6). */
 #define IDEM_KEY_MAX 255
 
 enum idem_mode {

@@ -1,7 +1,7 @@
 /*
  * fcgi-app/http/pipeline.c — see pipeline.h.
  *
- * Order of checks (API.md section 6): unknown path 404 / other method 405
+ * Order of checks (docs/API.md §3.3): unknown path 404 / other method 405
  * → key and consumer 401/403 → administrator 403 → Idempotency-Key (a
  * replay answers here, section 7) → body is JSON 400 → validation 422 →
  * the handler (self 403, existence 404, state 409).  With a key, the answer

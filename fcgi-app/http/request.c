@@ -94,7 +94,7 @@ request_free(struct request *r)
 }
 
 /*
- * Valid JSON that jansson cannot hold (API.md section 7): an object key
+ * Valid JSON that jansson cannot hold (docs/API.md §2.3): an object key
  * with a NUL character, a number beyond a 64-bit integer or a double.
  * Both are 422 naming the field, not 400.  jansson stops at the first, so
  * body_scan walks the tokens of the text, tracking the path of each value,

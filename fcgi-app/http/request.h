@@ -56,7 +56,7 @@ int query_parse(const char *query, json_t **out, struct app_err *err)
 /* Parses a JSON body that must be an object (400 otherwise).  Valid JSON
  * that jansson cannot hold — a NUL in an object key, a number beyond a
  * 64-bit integer or a double — is 422 naming each such key and value
- * (API.md section 7); the body is still 400 if anything else is wrong. */
+ * (docs/API.md §2.3); the body is still 400 if anything else is wrong. */
 int body_parse(const char *body, size_t len, json_t **out, struct app_err *err)
     __attribute__((warn_unused_result));
 

@@ -64,8 +64,8 @@ enum router_result router_match(const struct route *table, size_t n,
  * its status: ROUTER_NOT_FOUND is 404 "No endpoint <path>", ROUTER_BAD_METHOD
  * 405 "Method <m> is not allowed on <path> (allowed: <allow>)".  Bytes of the
  * method or path that are not UTF-8 text, and control characters, are shown
- * %-escaped ("/%FF"), so the sentence always fits in the envelope (API.md
- * section 7: a path that is not UTF-8 is an unknown path, 404).  Pure.
+ * %-escaped ("/%FF"), so the sentence always fits in the envelope (docs/API.md
+ * §3.3: a path that is not UTF-8 is an unknown path, 404).  Pure.
  */
 int router_error(enum router_result res, const char *method, const char *path,
                  const char *allow, struct app_err *err);

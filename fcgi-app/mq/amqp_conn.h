@@ -125,8 +125,8 @@ enum mq_result mq_conn_settle(struct mq_conn *m, struct mq_slot *slots,
 int mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
     __attribute__((warn_unused_result));
 
-/* Declares a consumer's quorum queue, its DLQ and both bindings (API.md
- * section 5), idempotently.  0 ok; -1 with reason. */
+/* Declares a consumer's quorum queue, its DLQ and both bindings (docs/API.md
+ * §8.1), idempotently.  0 ok; -1 with reason. */
 int mq_conn_declare_consumer(struct mq_conn *m, const char *consumer_name,
                              struct strbuf *reason)
     __attribute__((warn_unused_result));

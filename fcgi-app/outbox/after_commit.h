@@ -1,5 +1,5 @@
 /*
- * fcgi-app/outbox/after_commit.h — the inline publish (API.md section 5):
+ * fcgi-app/outbox/after_commit.h — the inline publish (docs/API.md §7.2):
  * each event a request committed goes to the broker once, right after the
  * commit and before the answer.  A failure leaves it pending in the outbox
  * with the reason (the relay takes it from there); an event behind a

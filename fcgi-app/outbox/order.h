@@ -1,6 +1,6 @@
 /*
  * fcgi-app/outbox/order.h — per-customer order kept by the publisher
- * (API.md section 7): an event is never published while an earlier event
+ * (docs/API.md §7.3): an event is never published while an earlier event
  * of its customer is still pending.
  *
  * A batch (or a request's committed events) is planned in waves.  Each wave

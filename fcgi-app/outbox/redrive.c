@@ -42,7 +42,7 @@ note_failure(struct redrive_summary *s, const struct outbox_event *ev,
 
 /* The run's forced probe failed: nothing goes to the network.  The first
  * event attempted carries the probe's reason, the rest "Broker circuit
- * open" (API.md section 6). */
+ * open" (docs/API.md §7.5). */
 static void
 fail_fast(struct order_item *items, struct publish_result *res, size_t n,
           const char **probe_reason)

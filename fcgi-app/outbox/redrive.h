@@ -1,6 +1,6 @@
 /*
  * fcgi-app/outbox/redrive.h — the one re-drive engine of resend, redeliver
- * and the relay (API.md sections 3, 6 and 7), and the batch step that the
+ * and the relay (docs/API.md §7.5), and the batch step that the
  * inline publish after commit shares with it.
  *
  * A run works in batches of at most `batch` events.  Each batch is its own

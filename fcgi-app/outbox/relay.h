@@ -1,5 +1,5 @@
 /*
- * fcgi-app/outbox/relay.h — one relay pass (API.md section 7): the
+ * fcgi-app/outbox/relay.h — one relay pass (docs/API.md §7.4): the
  * automatic re-drive of pending events, so that what piled up while the
  * broker was away goes out with no API call.
  *
@@ -14,8 +14,8 @@
  * metrics.
  *
  * After a pass, at most every RELAY_IDEM_EXPIRE_EVERY_MS, the relay also
- * deletes expired Idempotency-Key rows (older than 24 h, API.md section
- * 7): batches of RELAY_IDEM_EXPIRE_BATCH, oldest first through the
+ * deletes expired Idempotency-Key rows (older than 24 h, docs/API.md
+ * §6): batches of RELAY_IDEM_EXPIRE_BATCH, oldest first through the
  * created_at index, skipping locked rows (several nodes' relays may run it
  * together), until a batch comes back short or the turn has taken
  * RELAY_IDEM_EXPIRE_BUDGET_MS.  A batch takes a few ms, so a turn keeps up

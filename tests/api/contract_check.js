@@ -323,7 +323,7 @@ async function main() {
   const creationEvent = J(r).event_id;
   await call('create customer: missing name, unknown field', 'POST', '/customer/data', { key, body: { nmae: 'x' } }, 422);
 
-  // --- safe retries: Idempotency-Key (API.md section 7) ---------------------------------
+  // --- safe retries: Idempotency-Key (docs/API.md §6) ---------------------------------------
   {
     const ik = { 'Idempotency-Key': uuid() };
     const body = { name: `retry ${tag}`, status: 'INACTIVE' };

@@ -24,7 +24,7 @@
  * and with fault windows (report.h) splits "never took effect" and
  * "acknowledged, absent" into writes that overlap a database window and the
  * others: a failover to an asynchronous standby loses the commits the
- * standby had not received yet (API.md section 7 lists no failover among the
+ * standby had not received yet (docs/API.md §7.7 lists no failover among the
  * faults that lose nothing).
  *
  * Pure: no I/O.  Feed effect_attempt, effect_customer and

@@ -10,7 +10,7 @@
 //     compose file mounts, and the dashboard uses the provisioned datasource;
 //   * the dashboard JSON parses, and every metric its queries and the alert
 //     rules name is exported: fintegrate_* by the live /metrics of the test
-//     stack (FINTEGRATE_BASE_URL; the names of API.md section 6 when it does
+//     stack (FINTEGRATE_BASE_URL; the names of docs/API.md §5.8 when it does
 //     not answer), rabbitmq_* by RabbitMQ's plugin (tests/config/
 //     rabbitmq_metrics.txt, recorded from a real broker).
 // Output: "ok"/"not ok" lines, then "N passed, N failed".
@@ -227,14 +227,14 @@ async function main() {
     }
   }
   if (!exported) {
-    // API.md section 6, until /metrics answers.
+    // docs/API.md §5.8, until /metrics answers.
     const families = ['fintegrate_http_requests_total', 'fintegrate_events_published_total',
       'fintegrate_publish_failures_total', 'fintegrate_delivery_confirms_total', 'fintegrate_circuit_breaker_state',
       'fintegrate_outbox_pending', 'fintegrate_outbox_failed', 'fintegrate_events_undelivered',
       'fintegrate_worker_restarts_total'];
     const histograms = ['fintegrate_http_request_duration_seconds', 'fintegrate_delivery_lag_seconds'];
     exported = new Set(families.concat(...histograms.map((h) => [h, `${h}_bucket`, `${h}_sum`, `${h}_count`])));
-    console.log(`# ${base || 'FINTEGRATE_BASE_URL'}/metrics did not answer 200: using the names of API.md section 6`);
+    console.log(`# ${base || 'FINTEGRATE_BASE_URL'}/metrics did not answer 200: using the names of docs/API.md §5.8`);
   }
   const rabbit = new Set(fs.readFileSync(rel('tests/config/rabbitmq_metrics.txt'), 'utf8')
     .split('\n').filter((l) => l && !l.startsWith('#')));

@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/common.h — what the fuzz targets share: a check that aborts
  * with a message (libFuzzer and the replay then keep the input), and the
- * envelope check of API.md section 1.1 for the targets that render one.
+ * envelope check of docs/API.md §3.1 for the targets that render one.
  *
  * Linked into every target (tests/fuzz/fuzz_*.c) and every replay binary;
  * depends on http/envelope.h and jansson, nothing that needs a database or

@@ -9,7 +9,7 @@
  * holds a NUL (the body is what follows it); otherwise the whole input is
  * the body and there is no message_id.
  *
- * Checks (API.md section 7): no control character (C0, DEL, C1) reaches
+ * Checks (docs/API.md §9.3): no control character (C0, DEL, C1) reaches
  * any of the printed text; each is valid UTF-8; a parsed event has a
  * canonical event_id, a customer key that is "" or canonical, a sequence of
  * at least 1; a poison message has a reason.

@@ -2,7 +2,7 @@
  * tests/integration/itest.c — shared helpers for the integration suite.
  *
  * HTTP through libcurl (one connection cache per thread), envelope checks
- * against API.md §1.1, SQL through one libpq connection owned by the main
+ * against docs/API.md §3.1, SQL through one libpq connection owned by the main
  * thread, consumers and keys written straight in SQL, /proc helpers for
  * the FastCGI pool, child processes (spawn, stop, restart the pool with
  * another environment), outbox backlogs written in SQL and re-drive
@@ -725,7 +725,7 @@ itest_assert_envelope_at(const char *file, int line,
                   "detail.status_code must be the string \"%s\"", want_code);
     const char *want_name = status_name(resp->status);
     if (want_name == NULL)
-        fail_resp(file, line, resp, "status %ld has no name in API.md §1.1",
+        fail_resp(file, line, resp, "status %ld: no name in docs/API.md §3.2",
                   resp->status);
     if (name == NULL || strcmp(name, want_name) != 0)
         fail_resp(file, line, resp, "detail.status_name must be \"%s\"",

@@ -3,7 +3,7 @@
  *
  * Every integration test binary talks to a running stack (nginx → FastCGI
  * workers → PostgreSQL) through these helpers: HTTP requests with libcurl,
- * envelope assertions (API.md §1.1), direct SQL through libpq, consumers and
+ * envelope checks (docs/API.md §3.1), direct SQL through libpq, consumers and
  * keys created straight in SQL, and process helpers for the FastCGI pool.
  *
  * The stack is named by the environment (the same variables the stack
@@ -34,7 +34,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-/* The administrator (API.md §2). */
+/* The administrator (docs/API.md §4.2). */
 #define ITEST_SYSTEM_CONSUMER_ID "00000000-0000-0000-0000-000000000001"
 
 /* ---------------------------------------------------------------- setup */
@@ -156,7 +156,7 @@ bool itest_is_request_id(const char *s); /* 1-128 of [A-Za-z0-9._:-] */
 /* ---------------------------------------------------------- assertions */
 
 /*
- * Asserts that resp is the envelope of API.md §1.1 with HTTP status
+ * Asserts that resp is the envelope of docs/API.md §3.1 with HTTP status
  * expected_status: a JSON object with exactly "data" (object) and "detail"
  * {status_code (string == HTTP status), status_name (the §1.1 name),
  * status_description ("Success" on 2xx, else a non-empty sentence without
@@ -282,7 +282,7 @@ void itest_warm_up_at(const char *file, int line, const char *api_key,
  * Polls itest_get_customer(api_key, id) until 8 answers in a row have
  * status (an error: with the exact description desc, when set); fails when
  * an answer is neither was_status nor status, or when the old answer is
- * still given more than 5 s after t0 (API.md §2: a deactivated key or
+ * still given more than 5 s after t0 (docs/API.md §4.1: a deactivated key or
  * consumer stops working within 5 s). Returns the seconds from t0 to the
  * first answer of the final streak.
  */
@@ -534,7 +534,7 @@ PGconn *itest_pg_connect_at(const char *file, int line);
  * Writes a backlog straight in SQL, as a broker outage leaves it: n
  * customers of consumer_id named "<prefix>-<i>", each with per_customer
  * events (sequence 1 a customer_creation, then customer_status_change),
- * every payload the API.md §5 message of its row (event_id, type,
+ * every payload the docs/API.md §8.2 message of its row (event_id, type,
  * sequence, owner, data, metadata with created_at in the §1 format),
  * publish_status pending, publish_try_count 1 (a failed inline try),
  * publish_last_tried_at = created_at, reason "Broker circuit open".
@@ -559,7 +559,7 @@ struct itest_redrive_summary {
 
 /*
  * Asserts that resp is the 200 answer of a resend or redeliver in the
- * shape of API.md §3 and §6: data has exactly summary, failed_events and
+ * shape of docs/API.md §5.7: data has exactly summary, failed_events and
  * failed_events_truncated; the five counts are non-negative integers with
  * total_pending = attempted + skipped and attempted = succeeded + failed;
  * failed_events holds min(failed, 100) entries of {event_id, event_type,

@@ -7,7 +7,7 @@
  *   - a small AMQP consumer with librabbitmq 0.11 (<amqp.h>,
  *     <amqp_tcp_socket.h>): basic.consume with manual acks on one queue,
  *     one message at a time with a timeout.  basic.get is refused on our
- *     quorum queues with single-active-consumer (ENVIRONMENT.md), hence
+ *     quorum queues with single-active-consumer (docs/API.md §8.1), hence
  *     basic.consume.  Every message read is acked at once.
  *   - the RabbitMQ management HTTP API on 127.0.0.1:$FINTEGRATE_AMQP_MGMT_PORT
  *     (guest/guest), for the queue arguments and bindings as the broker
@@ -395,7 +395,7 @@ itest_broker_up(void)
     return st == 200;
 }
 
-/* The queue's name for a consumer (API.md §5). */
+/* The queue's name for a consumer (docs/API.md §8.1). */
 static inline void
 itest_queue_name(char *out, size_t size, const char *consumer_name, bool dlq)
 {
@@ -413,8 +413,8 @@ itest_mgmt_queue(const char *queue, json_t **json)
 }
 
 /*
- * Asserts what the broker reports about a consumer's queue and DLQ (API.md
- * §5 and §6): the main queue durable, quorum, exactly the contract's
+ * Asserts what the broker reports about a consumer's queue and DLQ (docs/API.md
+ * §8.1): the main queue durable, quorum, exactly the contract's
  * arguments, bound to fintegrate.events with "<name>.#"; the DLQ durable,
  * quorum, bound to fintegrate.dlx with "<name>".
  */

@@ -6,7 +6,7 @@
  * by column in SQL; GET /customer/analytics lists them newest first with
  * `limit`; the snapshots are a time-lapse (a renamed tag, a status change
  * show up in the later snapshot only); a deleted customer's snapshots stay
- * readable by their owner and no one else (API.md §3, §4, §6).
+ * readable by their owner and no one else (docs/API.md §5.3).
  */
 #include "itest.h"
 

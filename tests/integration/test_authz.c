@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_authz.c — authorization and tenancy of issue 4
- * through nginx (API.md §2, §3, §6), with consumers and keys made through
+ * through nginx (docs/API.md §4.4, §5), with consumers and keys made through
  * the administration API itself:
  *   - the full lifecycle: the administrator creates a consumer and issues
  *     its key, the consumer works with it, the key is rotated (the old one
@@ -10,7 +10,7 @@
  *   - 403 for an ordinary consumer on every administrator endpoint, before
  *     the body is even parsed, with nothing changed;
  *   - "A, or self": a consumer reads its own GET /consumer/data and any key
- *     of its own (previous, deactivated and expired ones too, API.md §7),
+ *     of its own (previous, deactivated, expired ones too, docs/API.md §4.4),
  *     and gets 403 for anything else, existing or not, alike;
  *   - tenancy across two consumers on every customer and tag endpoint (and
  *     the events endpoints that name a customer or an event): another
@@ -437,7 +437,7 @@ consumer_reads_only_its_own_key(void **state)
     itest_resp_free(r);
 }
 
-/* API.md section 7: a consumer reads any key of its own — its previous
+/* docs/API.md §4.4: a consumer reads any key of its own — its previous
  * (deactivated) keys and expired ones too — while another consumer's key,
  * or one that does not exist, is 403 alike. */
 static void

@@ -1,6 +1,6 @@
 /*
- * tests/integration/test_broker_faults.c — broker faults (API.md section
- * 7, "Faults"; issue 11):
+ * tests/integration/test_broker_faults.c — broker faults (docs/API.md
+ * §7.7; issue 11):
  *
  *   - GET /health never waits on the network: the broker closes every
  *     connection (rabbitmqctl) and is then paused (SIGSTOP of its
@@ -50,7 +50,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The contract's bound for GET /health (API.md section 7). */
+/* The contract's bound for GET /health (docs/API.md §5.8). */
 #define HEALTH_MAX_S 0.100
 #define HEALTH_CALLS 20
 /* In the refusing nodes' URLs: must never reach a log. */

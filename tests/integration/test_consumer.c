@@ -1041,7 +1041,7 @@ refused_or_foreign_key_stops_the_program(void **state)
     json_t *d = itest_assert_envelope(r, 201);
     snprintf(g.key, sizeof g.key, "%s", itest_jstr(d, "api_key"));
     itest_resp_free(r);
-    /* a deactivated key stops working within 5 s (API.md section 2: each
+    /* a deactivated key stops working within 5 s (docs/API.md §4.1: each
      * worker may still hold it in its key cache until then), so wait that
      * long before anything needs it refused */
     double rotated = itest_now();

@@ -1,14 +1,14 @@
 /*
  * tests/integration/test_consumers.c — the consumer and API key endpoints of
- * issue 4 through nginx (API.md §2, §3 "Consumers and API keys", §6 "Keys
- * and consumers"): POST/GET /consumer/data, POST /consumer/change-status,
+ * issue 4 through nginx (docs/API.md §4, §5.4 and §5.5, consumers and
+ * keys): POST/GET /consumer/data, POST /consumer/change-status,
  * POST/GET /consumer/api-key, POST /consumer/deactivate-api-key, every
  * input, output and error of the contract's table; the key format
  * (fk_ + 43 base64url), its display prefix (11 characters), storage as a
  * SHA-256 hash only (the key text appears nowhere in the database), at most
  * one active key per consumer, rotation in one transaction, expiry (days,
  * seconds, 401 "API key expired", status "expired"), the system consumer's
- * protections (its key's lifetime at least a day, API.md §7), the lazy
+ * protections (its key's lifetime at least a day, docs/API.md §4.2), the lazy
  * "expired" write-back that never overwrites a concurrent rotation's
  * "deactivated", deactivated consumers keeping their keys, and the four
  * system events with their §6 data, never holding a key or a hash.
@@ -1015,7 +1015,7 @@ rotation_in_one_transaction_old_key_refused(void **state)
 }
 
 /*
- * Rotation deactivates the previous key even if it had expired (API.md §6).
+ * Rotation deactivates the previous key even if expired (docs/API.md §5.5).
  * "expired" is computed on read and written back lazily, so the previous key
  * may still say 'active' in its column (nobody looked since it ran out) or
  * already say 'expired' (a read or a refused request wrote it back); the
@@ -1325,7 +1325,7 @@ system_consumers_only_key_cannot_be_deactivated_403(void **state)
     itest_resp_free(r);
 }
 
-/* API.md section 7: the system consumer's key cannot be rotated to a
+/* docs/API.md §4.2: the system consumer's key cannot be rotated to a
  * lifetime shorter than one day (rotation must not lock the administrator
  * out); nothing is written and the administrator's key keeps working. */
 static void

@@ -876,7 +876,7 @@ change_status_unknown_customer_404(void **state)
     itest_assert_error(r, 404, NULL);
     itest_resp_free(r);
 
-    /* Validation comes before existence (API.md §6). */
+    /* Validation comes before existence (docs/API.md §3.3). */
     snprintf(body, sizeof(body),
              "{\"customer_id\":\"%s\",\"status\":\"japapa\"}", id);
     r = patch(body);

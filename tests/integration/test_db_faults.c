@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_db_faults.c — a database that stops answering
- * (API.md section 7, "Faults"), through nginx:
+ * (docs/API.md §7.7), through nginx:
  *   * the service's PostgreSQL backends and the postmaster are SIGSTOPped:
  *     their kernel still acknowledges every packet, so neither keepalives
  *     nor tcp_user_timeout fire and only the workers' own reply deadline

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_db_rules.c — the database layer's fault rules
- * (fcgi-app/db/db.h; API.md section 7, "Faults"), driven straight through
+ * (fcgi-app/db/db.h; docs/API.md §7.7), driven straight through
  * db/db.c against the test stack's real PostgreSQL (FINTEGRATE_DB_URL):
  *   * a statement whose connection is terminated while it runs fails with a
  *     503 and is not run again (no row), while a connection terminated

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_events_list.c — GET /events of issue 3 through
- * nginx (API.md §3 "Events", §4, §6): each row has every column of
+ * nginx (docs/API.md §5.6, §10): each row has every column of
  * customer_events (payload as an object) equal to the stored row; a
  * consumer sees only its own events, the administrator everyone's; the
  * filters customer_id (unknown or foreign: 200 and an empty list),
@@ -78,7 +78,7 @@ one_of(const char *s, const char *a, const char *b, const char *c)
 }
 
 /*
- * One row of GET /events: exactly the columns of API.md §4, of the right
+ * One row of GET /events: exactly the columns of docs/API.md §10, of the right
  * types, each equal to the stored column; the payload an object (the
  * message of §5) equal to the stored payload.
  */

@@ -1,6 +1,6 @@
 /*
- * tests/integration/test_idempotency.c — safe retries (issue 13, API.md
- * section 7 "Safe retries: Idempotency-Key") through nginx against the
+ * tests/integration/test_idempotency.c — safe retries (issue 13, docs/API.md
+ * §6, "Safe retries: Idempotency-Key") through nginx against the
  * real PostgreSQL:
  *   * a replay returns the same status and body bytes with
  *     "Idempotent-Replayed: true" and changes nothing (rows and outbox
@@ -854,6 +854,6 @@ main(void)
         cmocka_unit_test(kill_between_commit_and_answer_then_retry),
     };
     return itest_exit(cmocka_run_group_tests_name(
-        "Idempotency-Key (API.md section 7, safe retries)", tests, setup,
+        "Idempotency-Key (docs/API.md §6, safe retries)", tests, setup,
         teardown));
 }

@@ -1,6 +1,6 @@
 /*
- * tests/integration/test_inputs.c — API.md section 7, "Inputs and fine
- * points", through nginx:
+ * tests/integration/test_inputs.c — docs/API.md §2.3 and §3.3, the inputs'
+ * fine points, through nginx:
  *   - a path that is not valid UTF-8 (GET /%FF) is the 404 envelope naming
  *     the path %-escaped, never a 500; the app log line and the metrics
  *     count it as a 404 too;

@@ -3,7 +3,7 @@
  *
  * The exposition is read as text and parsed into name{labels} → value, so
  * every check compares two scrapes: before and after the requests the test
- * itself makes.  Covered: every metric family of API.md section 6 with
+ * itself makes.  Covered: every metric family of docs/API.md §5.8 with
  * HELP and TYPE from the first scrape; request counters by route, method
  * and status summed over all workers; the duration histogram; events
  * published and delivery confirms with the lag histogram; the outbox

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_nginx.c — what nginx answers itself (issue 2,
- * item 6; API.md §1.1, §2): the 401 for a missing X-API-Key and the 413 for
+ * item 6; docs/API.md §3, §4): the 401 for a missing X-API-Key and the 413 for
  * a body over 64 KiB, both in the envelope and both without any worker
  * involved (the FastCGI workers are SIGSTOPped while they are asked), the
  * 64 KiB boundary, the envelope on nginx's other refusals (oversized
@@ -120,7 +120,7 @@ missing_key_is_401_from_nginx_without_a_worker(void **state)
         NULL);
     expect_missing_key(
         itest_request("DELETE", "/customer/data", NULL, NULL, NULL), NULL);
-    /* Missing key comes before the path check (API.md §6). */
+    /* Missing key comes before the path check (docs/API.md §3.3). */
     expect_missing_key(itest_request("GET", "/nope", NULL, NULL, hdr), rid);
     /* An empty X-API-Key header is a missing one. */
     expect_missing_key(itest_request("POST", "/customer/data", NULL,
@@ -211,7 +211,7 @@ body_of_exactly_64k_is_accepted(void **state)
 
 /*
  * Requests nginx refuses before any location runs must still get the
- * envelope (API.md §1.1: every response, from the app or nginx).
+ * envelope (docs/API.md §3.1: every response, from the app or nginx).
  */
 static void
 oversized_header_is_400_envelope(void **state)
@@ -370,7 +370,7 @@ dup_or_null(const char *s)
  * Retry-After. When the stack's own limits are too high to reach quickly
  * (make test starts it with 100000 r/s), nginx is restarted with a small
  * per-key limit through the same variables (limits are set at start-up,
- * API.md §2) and restored afterwards.
+ * docs/API.md §4.5) and restored afterwards.
  */
 static void
 rate_limit_per_key_is_429_with_retry_after(void **state)

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_no_secrets_in_logs.c — API keys never reach a log
- * (issue 4; API.md §6 "Logs never hold a key"). A key made through the API
+ * (issue 4; docs/API.md §4.6). A key made through the API
  * travels in X-API-Key and in query strings
  * (GET /consumer/api-key?api_key=<key>), in requests that succeed and in
  * requests that fail everywhere they can: 401 (unknown, missing, deactivated

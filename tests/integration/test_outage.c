@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_outage.c — the broker outage story of issue 5
- * (API.md §3 "Events", §5, §6 "Outbox" and "Delivery confirmations"),
+ * (docs/API.md §5.7, §7.2, §7.5 and §7.6),
  * against the real RabbitMQ of the test stack, which it stops and starts
  * with scripts/stack.sh broker-stop / broker-start.
  *
@@ -35,7 +35,7 @@
  * forced probe fails goes on as "Broker circuit open" is checked on a
  * worker whose breaker is closed, whatever the outage did to the others.
  *
- * Its counts assume that nobody else re-drives (API.md §7's relay would
+ * Its counts assume that nobody else re-drives (docs/API.md §7.4's relay would
  * publish the outage's events by itself): the group setup restarts the
  * pool with FINTEGRATE_RELAY_INTERVAL_MS=0 and the teardown restarts it
  * with the stack's own setting.
@@ -79,7 +79,7 @@ static char g_outage_cust[OUTAGE_POSTS][37];   /* their customers */
 /* Customers created (and published) before the outage: the tag, deletion
  * and status changes during the outage are theirs, so each change is its
  * customer's earliest pending event and no re-drive holds it behind a
- * pending creation (API.md section 7, per-customer order). */
+ * pending creation (docs/API.md §7.3, per-customer order). */
 static char g_up_cust[10][37];
 static char g_tag_ev[3][37];   /* customer_tag_change */
 static char g_del_ev[4][37];   /* customer_deletion */
@@ -205,7 +205,7 @@ row_free(struct row *o)
     o->payload = NULL;
 }
 
-/* The event is pending after a failed inline try (API.md §5). */
+/* The event is pending after a failed inline try (docs/API.md §7.2). */
 static void
 assert_pending_after_inline_try(const char *event_id)
 {
@@ -232,7 +232,7 @@ set_try_count(const char *event_id, const char *n)
                       event_id, n));
 }
 
-/* What resend would pick (API.md §3 and §6), counted in SQL: pending, in
+/* What resend would pick (docs/API.md §7.5), counted in SQL: pending, in
  * the period (1 day here), of the given types (JSON array text or NULL),
  * not an inline publish in flight. min_tries: only those with
  * publish_try_count >= min_tries (0: all). */
@@ -258,7 +258,7 @@ struct summary {
 
 /* POST path (resend or redeliver) as the administrator with `body`
  * (stolen); asserts 200, the shape of data and the summary identities of
- * API.md §3. Returns the response (owned). */
+ * docs/API.md §5.7. Returns the response (owned). */
 static struct itest_resp *
 redrive(const char *path, json_t *body, struct summary *s)
 {
@@ -580,7 +580,7 @@ teardown(void **state)
         }
     }
     /* Workers whose breaker opened during the outage let a publish through
-     * again once the cool-down has passed (API.md §5): wait it out, so the
+     * again after the cool-down (docs/API.md §7.2): wait it out, so the
      * next binary's inline publishes are not refused as "circuit open". */
     if (g_broker_back_at > 0) {
         double until =
@@ -694,7 +694,7 @@ many_posts_during_outage_all_succeed(void **state)
 
     /* With W workers and a threshold of N, more than W*N failures open
      * at least one worker's breaker (pigeonhole); its refusals say so
-     * (API.md §5). */
+     * (docs/API.md §7.2). */
     long workers = env_long("FINTEGRATE_WORKERS", 4);
     long threshold = env_long("FINTEGRATE_BREAKER_FAILURES", 5);
     long open = itest_sql_long(
@@ -925,9 +925,9 @@ static void
 failed_probe_makes_the_rest_of_the_run_circuit_open(void **state)
 {
     (void)state;
-    /* API.md §6: "Resend and redeliver force one broker probe even while a
+    /* docs/API.md §7.5: resend and redeliver force a broker probe even while a
      * circuit is open; if it fails, the rest of that run fails fast with
-     * `Broker circuit open`, each counted as an attempt." The run above
+     * `Broker circuit open`, each counted as an attempt. The run above
      * (on a fresh worker, breaker closed) had E1 then E9. */
     if (g_down_reasons == NULL || json_array_size(g_down_reasons) < 2)
         itest_failf("the resend with the broker down reported fewer than "

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_outbox.c — the outbox seen from the broker's side
- * with the broker up (issue 5; API.md §5, §6): a consumer created through
+ * with the broker up (issue 5; docs/API.md §7, §8): a consumer created through
  * the API gets its quorum queue and DLQ with exactly the contract's
  * arguments and bindings (as the management API reports them); a
  * customer's events arrive on the owner's queue, read with a real AMQP
@@ -93,7 +93,7 @@ load_event(const char *event_id, struct ev *e)
     PQclear(q);
 }
 
-/* The row was published by its one inline try (API.md §4, §5). */
+/* The row was published by its one inline try (docs/API.md §7.2). */
 static void
 assert_published_once(const struct ev *e)
 {
@@ -109,7 +109,7 @@ assert_published_once(const struct ev *e)
                     e->event_id);
 }
 
-/* The message is event e, as API.md §5 says it is published. */
+/* The message is event e, as docs/API.md §8.2 says it is published. */
 static void
 assert_message_is(const struct amqp_msg *m, const struct ev *e,
                   const char *consumer_name)

@@ -1,7 +1,7 @@
 /*
  * tests/integration/test_outbox_rows.c — every customer change writes
  * exactly one customer_events row, in the same transaction (issue 2, item 7;
- * API.md §4, §5, §6): event_type, source_service, per-customer sequence,
+ * docs/API.md §7.1, §10): event_type, source_service, per-customer sequence,
  * the owner's consumer_id, request_id = the response's X-Request-ID,
  * publish_status 'pending' (or 'published' once inline publishing exists),
  * and payload = the versioned message body with
@@ -112,7 +112,7 @@ count_customers_of_consumer(const char *consumer_id)
 /*
  * Checks one event row against what the response promised: type, source,
  * sequence, owner, request id, publish state, and the payload envelope of
- * API.md §5 with its data object returned (borrowed from e->payload).
+ * docs/API.md §8.2 with its data object returned (borrowed from e->payload).
  */
 static json_t *
 check_event(const struct itest_resp *r, const struct event_row *e,

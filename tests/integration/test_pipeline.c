@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_pipeline.c — the one request pipeline every route
- * goes through (issue 2, item 5; API.md §1, §2, §6): 404 vs 405 with Allow,
+ * goes through (issue 2, item 5; docs/API.md §2–§4): 404 vs 405 with Allow,
  * authentication (unknown, expired, deactivated key; deactivated consumer),
  * the order of checks, body parsing (400), 422 messages, GET inputs from the
  * query string or a JSON body, query-string rules, X-Request-ID, the one
@@ -768,7 +768,7 @@ status_of(const char *key, const char *path)
 
 /*
  * Workers may cache a key's verdict, but a deactivated key or consumer stops
- * working within 5 s (API.md §2), an expired key too, and a reactivated
+ * working within 5 s (docs/API.md §4.1), an expired key too, and a reactivated
  * consumer works again. All four change at t0 (the expiry about then); after
  * a bounded 6 s window every request must show the new state.
  */

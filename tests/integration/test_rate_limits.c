@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_rate_limits.c — nginx's rate limits of issue 4
- * (API.md §2, §6): per raw X-API-Key value and per client IP, with bursts,
+ * (docs/API.md §4.5): per raw X-API-Key value and per client IP, with bursts,
  * refused at once (nodelay) with 429, Retry-After and the envelope; set at
  * start-up by FINTEGRATE_RATE_KEY / FINTEGRATE_BURST_KEY /
  * FINTEGRATE_RATE_IP / FINTEGRATE_BURST_IP without editing files.
@@ -295,7 +295,7 @@ admin_key_is_limited_too(void **state)
     itest_resp_free(r);
 }
 
-/* /health: only the per-IP limit; /metrics: none (API.md §6). */
+/* /health: only the per-IP limit; /metrics: none (docs/API.md §4.5). */
 static void
 health_and_metrics_are_not_limited_per_key(void **state)
 {
@@ -369,7 +369,7 @@ per_ip_limit_429_across_keys(void **state)
     r = itest_request("GET", "/health", NULL, NULL, NULL);
     expect_429(r);
     itest_resp_free(r);
-    /* A missing key is refused first (401, API.md §6 order of checks). */
+    /* A missing key is refused first (401, docs/API.md §3.3). */
     r = itest_request("GET", MISSING_CUSTOMER, NULL, NULL, NULL);
     itest_assert_error(r, 401, "Missing X-API-Key header");
     itest_resp_free(r);

@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_redrive.c — the batched re-drive engine of issue
- * 10 (API.md §7 "Batched re-drives", with §3 "resend" and §6 "Outbox"),
+ * 10 (docs/API.md §7.5),
  * through nginx against the real PostgreSQL and RabbitMQ:
  *
  *   - a backlog of 20,000 pending events: ONE POST /events/resend answers
@@ -85,7 +85,7 @@ mine(const char *consumer_id, const char *publish_status)
 }
 
 /* Pending events of OTHER consumers that a resend with period_in_days 1
- * would match (API.md §3 and §6's in-flight rule): part of its
+ * would match (docs/API.md §7.5's in-flight rule): part of its
  * total_pending, not ours to assume away. */
 static long
 others_pending(const char *consumer_id)
@@ -488,7 +488,7 @@ confirm_delivery_during_a_redrive_answers_within_2s(void **state)
                      "confirm-delivery of %s during a re-drive took %.2f s "
                      "(bound: %.0f s, one batch at most)",
                      what[i], dts[i], CONFIRM_BOUND_S);
-        /* 503 is the lock_timeout's answer (API.md §7), allowed for an
+        /* 503 is the lock_timeout's answer (docs/API.md §5.6), allowed for an
          * event the re-drive holds; never for one it does not touch. */
         itest_expect(a, a->status == 200 || (i > 0 && a->status == 503),
                      "confirm-delivery of %s answered %ld", what[i], a->status);
@@ -562,8 +562,8 @@ kill_during_a_redrive_loses_nothing_and_repeats_one_batch_at_most(void **state)
             "    killed worker %ld (PostgreSQL client port %ld) %.2f s into "
             "the resend; it answered %ld\n",
             (long)victim, port, killed_at, bg->resp->status);
-    /* The request on the killed process fails with nginx's 502 (API.md
-     * §7: only requests in flight on a killed process may fail). */
+    /* The request on the killed process fails with nginx's 502 (docs/API.md
+     * §7.7: only requests in flight on a killed process may fail). */
     itest_assert_envelope(bg->resp, 502);
     itest_resp_free(bg->resp);
     bg->resp = NULL;

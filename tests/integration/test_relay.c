@@ -1,7 +1,7 @@
 /*
  * tests/integration/test_relay.c — delivery that heals itself (issue 10,
- * API.md §7 "The relay" and "Per-customer order is kept by the
- * publisher"), through nginx against the real PostgreSQL and RabbitMQ,
+ * docs/API.md §7.4, the relay, and §7.3, per-customer order kept by the
+ * publisher), through nginx against the real PostgreSQL and RabbitMQ,
  * with the relay ON as the stack runs it (FINTEGRATE_RELAY_INTERVAL_MS
  * 1000 unless the environment says otherwise):
  *

@@ -1,7 +1,7 @@
 /*
  * tests/integration/test_resilience.c — the pool and the database
  * connection survive what production throws at them (issue 2, items 4 and
- * 8; API.md §6):
+ * 8; docs/API.md §7.7):
  *   * kill -9 of a worker while requests run: the master replaces it and no
  *     request after that fails (only the one the victim was serving may);
  *   * SIGHUP to the master rolls every worker without failing a request;
@@ -519,7 +519,7 @@ postgres_restart_503_then_recovery_within_5s(void **state)
     g_pg_stopped = false;
     double up_at = itest_now();
 
-    /* Bounded wait (5 s, API.md §6) for the first success... */
+    /* Bounded wait (5 s, docs/API.md §7.7) for the first success... */
     long last = 0;
     bool recovered = false;
     while (itest_now() - up_at < 5.0) {

@@ -2,7 +2,7 @@
  * tests/integration/test_tags.c — the tag endpoints of issue 3 through
  * nginx: POST /customer/tag, GET /customer/tag-value, DELETE /customer/tag,
  * PATCH /customer/tag-key, PATCH /customer/tag-value, and tags on
- * POST/GET /customer/data (API.md §1, §3 "Tags", §6).
+ * POST/GET /customer/data (docs/API.md §2, §5.2).
  *
  * Every success is checked in the database: the rows, customer_tags and
  * customers updated_at moving forward, and exactly one customer_tag_change
@@ -61,7 +61,7 @@ add_tags(const char *api_key, const char *id, const char *const *keys,
     return add_tags_n(api_key, id, keys, n, values, n);
 }
 
-/* A POST /customer/tag that must succeed: 201 (API.md §6) and data {}. */
+/* A POST /customer/tag that must succeed: 201 (docs/API.md §3.2), data {}. */
 static void
 expect_added(struct itest_resp *r)
 {

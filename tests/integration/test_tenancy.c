@@ -1,6 +1,6 @@
 /*
  * tests/integration/test_tenancy.c — customers belong to the consumer whose
- * key created them (API.md §2, §6). Two consumers A and B, created in SQL:
+ * key created them (docs/API.md §4.3). Two consumers A and B, created in SQL:
  * B gets 404 for A's customer on every endpoint, exactly as for a missing
  * one, and changes nothing; the administrator reads and changes everyone's
  * customers, and the events keep the owner's consumer_id; the

@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_amqp_urls.c — mq/amqp_urls.h, FINTEGRATE_AMQP_URL as a
- * comma-separated list of broker nodes (API.md section 7, "Faults"): one
+ * comma-separated list of broker nodes (docs/API.md §7.7): one
  * node, three nodes in the order given, blanks around items, librabbitmq's
  * defaults, IPv6 hosts, percent-encoded passwords; refused: an empty list,
  * empty items (stray commas), items that are no amqp:// URL, amqps://,
@@ -11,7 +11,7 @@
  * reach), and every open fails at once, without a packet, with that
  * sentence; nothing is open, so /health reads "down".  Nodes that refuse
  * the connection: the reason (stored as publish_failure_reason) names no
- * host, address or port (API.md section 7).
+ * host, address or port (docs/API.md §7.1).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,7 +279,7 @@ refusing_port(int *port)
     return fd;
 }
 
-/* API.md section 7: publish_failure_reason (what mq_conn_open's reason
+/* docs/API.md §7.1: publish_failure_reason (what mq_conn_open's reason
  * becomes in the outbox, which consumers read) never names a host, an
  * address or a port; the log has them. */
 static void

@@ -1,6 +1,6 @@
 /*
- * tests/unit/test_apikey.c — core/apikey.h: base64url, key shape (API.md
- * section 2: "fk_" + 43 base64url characters) and the display prefix.
+ * tests/unit/test_apikey.c — core/apikey.h: base64url, key shape (docs/API.md
+ * §4.1: "fk_" + 43 base64url characters) and the display prefix.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_breaker.c — outbox/breaker.h, the circuit breaker around the
- * broker (API.md §5): closed → open after N consecutive failures, a success
+ * broker (docs/API.md §7.2): closed → open after N failures in a row, a success
  * resets the count, open refuses until the cool-down has passed, then one
  * half-open try decides (success → closed, failure → open with a fresh
  * cool-down); breaker_force() lets a re-drive's probe through an open
@@ -260,7 +260,7 @@ test_state_names(void **state)
     assert_string_equal(breaker_state_name(BREAKER_HALF_OPEN), "half_open");
     assert_string_equal(breaker_state_name(BREAKER_OPEN), "open");
     assert_string_equal(breaker_state_name((enum breaker_state)42), "unknown");
-    /* The metric's values (API.md §6): 0 closed, 1 half-open, 2 open. */
+    /* The metric's values (docs/API.md §5.8): 0 closed, 1 half-open, 2 open. */
     assert_int_equal(BREAKER_CLOSED, 0);
     assert_int_equal(BREAKER_HALF_OPEN, 1);
     assert_int_equal(BREAKER_OPEN, 2);

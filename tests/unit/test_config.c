@@ -81,9 +81,9 @@ test_defaults(void **state)
                                     "dbname=fintegrate user=fintegrate");
     assert_string_equal(cfg.amqp_url, "amqp://guest:guest@127.0.0.1:5672");
     assert_int_equal(cfg.workers, 4);
-    assert_int_equal(cfg.publish_timeout_ms, 1000);   /* API.md section 5 */
-    assert_int_equal(cfg.breaker_failures, 5);        /* API.md section 5 */
-    assert_int_equal(cfg.breaker_cooldown_ms, 10000); /* API.md section 5 */
+    assert_int_equal(cfg.publish_timeout_ms, 1000);   /* docs/API.md §7.2 */
+    assert_int_equal(cfg.breaker_failures, 5);        /* docs/API.md §7.2 */
+    assert_int_equal(cfg.breaker_cooldown_ms, 10000); /* docs/API.md §7.2 */
     assert_int_equal(cfg.key_cache_seconds, 2);
     assert_int_equal(cfg.max_requests, 0);
     assert_int_equal(cfg.log_level, LOG_INFO);
@@ -157,7 +157,7 @@ static const struct int_row {
      offsetof(struct config, breaker_failures)},
     {"FINTEGRATE_BREAKER_COOLDOWN_MS", 1, 3600000,
      offsetof(struct config, breaker_cooldown_ms)},
-    /* API.md section 2: a deactivated key stops working within 5 s. */
+    /* docs/API.md §4.1: a deactivated key stops working within 5 s. */
     {"FINTEGRATE_KEY_CACHE_SECONDS", 0, 5,
      offsetof(struct config, key_cache_seconds)},
     {"FINTEGRATE_MAX_REQUESTS", 0, 100000000,

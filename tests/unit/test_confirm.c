@@ -8,7 +8,7 @@
  * settles every unsettled slot up to the tag (one beyond the batch settles
  * all of it); a basic.nack is MQ_NACK (single and multiple); a basic.return
  * naming a slot's message_id makes its ack MQ_RETURNED (mandatory and
- * unroutable: the broker acks it anyway, ENVIRONMENT.md) while the other
+ * unroutable: the broker acks it anyway, docs/API.md §7.2) while the other
  * slots of the same multiple ack are MQ_OK, and a nack after a return stays
  * MQ_NACK; a return naming an unknown id (or none) changes nothing, and
  * one return marks one message; a channel.close or connection.close is

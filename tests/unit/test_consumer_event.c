@@ -277,7 +277,7 @@ has_control(const char *s, size_t n)
     return false;
 }
 
-/* API.md section 7: every value from a message is printed escaped — the
+/* docs/API.md §9.3: every value from a message is printed escaped — the
  * event type, data's names and values, a rejection's reason, raw lines. */
 static void
 test_no_control_character_reaches_the_output(void **state)

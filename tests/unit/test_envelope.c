@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_envelope.c — http/envelope.h (envelope_render: headers
- * and the contract's envelope, API.md 1.1) and core/http_status.h.
+ * and the contract's envelope, docs/API.md §3.1) and core/http_status.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -392,7 +392,7 @@ test_non_ascii_message_verbatim(void **state)
 
 #define R "\xEF\xBF\xBD" /* U+FFFD */
 
-/* API.md section 7: a sentence that is not UTF-8 (it echoes a path of
+/* docs/API.md §3.3: a sentence that is not UTF-8 (it echoes a path of
  * arbitrary bytes) keeps its status; the bytes that are not text become
  * U+FFFD instead of turning the answer into a 500. */
 static void
@@ -509,7 +509,7 @@ test_http_status_lookups(void **state)
     }
 }
 
-/* The status names are exactly the contract's list (API.md 1.1). */
+/* The status names are exactly the contract's list (docs/API.md §3.2). */
 static void
 test_status_names_match_contract(void **state)
 {

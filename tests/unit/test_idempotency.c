@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_idempotency.c — the pure parts of http/idempotency.h
- * (API.md section 7, "Safe retries"): which methods take the header, the
+ * (docs/API.md §6, "Safe retries"): which methods take the header, the
  * header's rule and messages, the canonical body ("the same JSON,
  * whitespace and key order aside") and the request fingerprint; and the
  * replayed envelope (http/envelope.h, stored_body).

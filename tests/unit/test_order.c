@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_order.c — outbox/order.h, the per-customer order planner
- * of the publisher (API.md section 7): order_link() links each item to the
+ * of the publisher (docs/API.md §7.3): order_link() links each item to the
  * previous item of its key, comparing keys by content (equal strings in
  * different buffers are one key, a prefix is another); order_next_wave()
  * puts events of different customers in the same wave, at most one per

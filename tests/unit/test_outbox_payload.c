@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_outbox_payload.c — db/outbox_db.h outbox_payload: the
- * event message body of API.md section 5, built once and stored verbatim.
+ * event message body of docs/API.md §8.2, built once and stored verbatim.
  * Pure: no database.
  */
 #include <setjmp.h>
@@ -235,6 +235,6 @@ main(void)
         cmocka_unit_test(test_strings_escaped),
     };
     return cmocka_run_group_tests_name(
-        "db/outbox_db: the event payload (API.md section 5)", tests, NULL,
+        "db/outbox_db: the event payload (docs/API.md §8.2)", tests, NULL,
         NULL);
 }

@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_request.c — http/request.h: query_parse, body_parse and
- * which input request_input picks (API.md sections 1 and 6).  No FastCGI:
+ * which input request_input picks (docs/API.md §2.2).  No FastCGI:
  * request_input only reads the struct's fields.
  */
 #include <setjmp.h>
@@ -315,7 +315,7 @@ body_422(const char *body, const char *want)
     err_clear(&err);
 }
 
-/* API.md section 7: valid JSON that jansson cannot hold is 422 naming the
+/* docs/API.md §2.3: valid JSON that jansson cannot hold is 422 naming the
  * field, not 400 — a NUL in an object key, a number out of range. */
 static void
 test_body_nul_in_key_is_422(void **state)

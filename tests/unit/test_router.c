@@ -265,7 +265,7 @@ test_routes_unknown_paths(void **state)
 }
 
 /* router_error: the 404/405 sentences; bytes that are not UTF-8 text and
- * control characters are %-escaped (API.md section 7). */
+ * control characters are %-escaped (docs/API.md §3.3). */
 static void
 expect_error(enum router_result res, const char *method, const char *path,
              const char *allow, int want_status, const char *want_msg)

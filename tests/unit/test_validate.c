@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_validate.c — http/validate.h: validate_input against
- * field tables, in JSON mode and query-string mode (API.md section 6,
- * "Inputs").
+ * field tables, in JSON mode and query-string mode (docs/API.md §2.3,
+ * "Field rules").
  */
 #include <setjmp.h>
 #include <stdarg.h>

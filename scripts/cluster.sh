@@ -24,7 +24,7 @@
 #
 # Every part is a scripts/stack.sh run directory under $DIR (default
 # <checkout>/.run-cluster), started with that part's ports; stack.sh does the
-# real work (and its pitfalls are ENVIRONMENT.md's).  Ports come from
+# real work (its pitfalls: docs/OPERATIONS.md §1).  Ports come from
 # FINTEGRATE_CLUSTER_PORT_BASE (B, default 21000): HTTP B+81 and B+82,
 # PostgreSQL B+432 and B+433, AMQP B+672..B+674, management B+675..B+677,
 # Erlang distribution B+1672..B+1674, epmd B+369.  Other knobs:

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # scripts/env.sh — sourced by every stack script (stack.sh, migrate.sh,
 # setup-admin.sh, test.sh).  Derives all of a Fintegrate stack's settings from
-# the environment, with the `make run` defaults of ARCHITECTURE.md, validates
+# the environment, with the defaults of docs/OPERATIONS.md §2, validates
 # them (one clear line naming the variable on error) and exports them:
 #
 #   FINTEGRATE_CHECKOUT        the checkout this file lives in (always derived)
@@ -134,7 +134,7 @@ fi_load_env() {
     : "${FINTEGRATE_BURST_IP:=400}"
     : "${FINTEGRATE_PG_FAST:=0}"
 
-    # Ports stay below the ephemeral range (ENVIRONMENT.md pitfall 14).
+    # Ports stay below the ephemeral range (docs/OPERATIONS.md pitfall 12).
     for v in FINTEGRATE_HTTP_PORT FINTEGRATE_PG_PORT FINTEGRATE_AMQP_PORT \
              FINTEGRATE_AMQP_MGMT_PORT FINTEGRATE_AMQP_DIST_PORT FINTEGRATE_EPMD_PORT; do
         fi_check_int "$v" 1 32767 || return 1

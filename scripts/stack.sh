@@ -14,7 +14,7 @@
 # until ready (or a clear error with the tail of its log), and stopped by its
 # PID (zombie-aware, TERM then KILL after a timeout).  Commands that change the
 # stack hold a lock on the run directory, so two of them never interleave.
-# ENVIRONMENT.md's numbered pitfalls are referred to as "pitfall N".
+# The numbered pitfalls of docs/OPERATIONS.md §1 are cited as "pitfall N".
 set -euo pipefail
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -48,7 +48,7 @@ MARKER=$RUN/.fintegrate-run-dir
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
-# pid_alive PID — the process exists and is not a zombie (pitfall 21).
+# pid_alive PID — the process exists and is not a zombie (pitfall 15).
 pid_alive() {
     local pid=${1:-} line state
     [[ $pid =~ ^[0-9]+$ ]] || return 1
@@ -78,7 +78,7 @@ read_pid() {
 
 # stop_pid NAME PID SIGNAL... — send each SIGNAL in turn, waiting up to
 # FINTEGRATE_STOP_TIMEOUT seconds after each for the process to go (a zombie
-# counts as gone: pitfall 21), then KILL.
+# counts as gone: pitfall 15), then KILL.
 stop_pid() {
     local name=$1 pid=$2 sig i limit
     shift 2
@@ -597,7 +597,7 @@ app_reload() {
 }
 
 # ---------------------------------------------------------------------------
-# nginx (pitfalls 16, 17, 22, 23)
+# nginx (pitfalls 13, 14, 16, 17)
 # ---------------------------------------------------------------------------
 nginx_pid() {
     local pid

@@ -316,11 +316,11 @@ pg_rejoin() {
 # ---------------------------------------------------------------------------
 admin_key() {
     local f=$DIR/admin-api-key
+    # Given or generated, the key in use is kept in the file (mode 0600)
+    # for the clients (chaos.sh) and the summary.
     if [ -n "${FINTEGRATE_ADMIN_API_KEY:-}" ]; then
-        printf '%s' "$FINTEGRATE_ADMIN_API_KEY"
-        return 0
-    fi
-    if [ ! -s "$f" ]; then
+        (umask 077 && printf '%s' "$FINTEGRATE_ADMIN_API_KEY" >"$f")
+    elif [ ! -s "$f" ]; then
         (umask 077 && printf 'fk_%s' "$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" >"$f")
     fi
     cat "$f"

@@ -148,9 +148,7 @@ start_consumer() { # start_consumer NAME INDEX
 # ---------------------------------------------------------------------------
 app_master() { cat "$DIR/app$1/fcgi.pid"; }
 app_workers() { # the worker processes (not the relay) of app node N
-    local m p
-    m=$(app_master "$1")
-    for p in $(pgrep -P "$m" -x fintegrate-fcgi || true); do echo "$p"; done
+    pgrep -P "$(app_master "$1")" -x fintegrate-fcgi || true
 }
 app_healthy() {
     local code

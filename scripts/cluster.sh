@@ -245,7 +245,8 @@ pg_postmaster() {
 
 # pg_make_standby NAME — NAME's data = a base backup of the primary that
 # streams from it through the replication slot (pg_basebackup -R writes
-# standby.signal and primary_conninfo).
+# standby.signal and primary_conninfo; -c fast: a spread checkpoint on a
+# primary under load made it wait minutes).
 pg_make_standby() {
     local name=$1 primary data dir slot_exists
     primary=$(pg_primary)
@@ -261,7 +262,7 @@ pg_make_standby() {
     local -a slot_args=(-S "$SLOT")
     [ "$slot_exists" = 1 ] || slot_args+=(-C)
     (cd / && runuser -u postgres -- "$PG_BIN/pg_basebackup" -h 127.0.0.1 \
-        -p "$(pg_port_of "$primary")" -U postgres -D "$data" -R -X stream "${slot_args[@]}") ||
+        -p "$(pg_port_of "$primary")" -U postgres -D "$data" -R -X stream -c fast "${slot_args[@]}") ||
         die "$name: pg_basebackup failed"
 }
 

@@ -15,6 +15,11 @@
 # PID (zombie-aware, TERM then KILL after a timeout).  Commands that change the
 # stack hold a lock on the run directory, so two of them never interleave.
 # The numbered pitfalls of docs/OPERATIONS.md §1 are cited as "pitfall N".
+# Knobs for scripts/cluster.sh, which runs several stacks side by side:
+# FINTEGRATE_EPMD_SHARED=1 (broker-stop leaves the epmd the nodes share),
+# FINTEGRATE_PG_STANDBY=1 (pg-start of a streaming standby: no bootstrap,
+# migrations or admin key), FINTEGRATE_FCGI_BACKUPS (other nodes' FastCGI
+# sockets, nginx's backup servers).
 set -euo pipefail
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -158,8 +163,8 @@ fcgi_backups() {
         [[ $item =~ ^[A-Za-z0-9._:/-]+$ ]] ||
             die "FINTEGRATE_FCGI_BACKUPS: \"$item\" is not a socket path or host:port"
         case $item in
-            /*) out+="server unix:$item backup; " ;;
-            *) out+="server $item backup; " ;;
+            /*) out+="server unix:$item max_fails=0 backup; " ;;
+            *) out+="server $item max_fails=0 backup; " ;;
         esac
     done
     printf '%s' "$out"

@@ -6,6 +6,7 @@
  */
 #include "commands.h"
 #include "reqlog.h"
+#include "logfile.h"
 #include "report.h"
 #include "util.h"
 
@@ -31,89 +32,10 @@ usage(FILE *to)
             "windows exceed a window's allowance.\n");
 }
 
-/* Reads the windows file into *out (owned: free each with
- * report_window_free, then the array).  0 or -1 (said on stderr). */
 static int
-read_windows(const char *path, struct vec *out)
+add_attempt(void *r, const struct reqlog_attempt *a)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    long line_no = 0;
-    int rc = -1;
-
-    if (f == NULL) {
-        fprintf(stderr, "report: cannot open --windows %s: %m\n", path);
-        return -1;
-    }
-    while (getline(&line, &cap, f) != -1) {
-        struct report_window w;
-        line_no++;
-        int r = report_parse_window(line, &w);
-        if (r == 0)
-            continue;
-        if (r < 0) {
-            fprintf(stderr,
-                    "report: %s line %ld: expected \"name start_ms end_ms "
-                    "db_window(0|1) killed_workers\" with start_ms <= "
-                    "end_ms\n",
-                    path, line_no);
-            goto out;
-        }
-        if (vec_push(out, &w) < 0) {
-            report_window_free(&w);
-            fprintf(stderr, "report: out of memory\n");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
-}
-
-/* Feeds every attempt of the request log to r.  0 or -1. */
-static int
-read_requests(const char *path, struct report *r, long *malformed)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    long line_no = 0;
-    int rc = -1;
-
-    if (f == NULL) {
-        fprintf(stderr, "report: cannot open --requests %s: %m\n", path);
-        return -1;
-    }
-    while (getline(&line, &cap, f) != -1) {
-        struct reqlog_attempt a;
-        line_no++;
-        if (reqlog_header_is_retry(line))
-            r->retry = true;
-        int p = reqlog_parse(line, &a);
-        if (p == 0)
-            continue;
-        if (p < 0) {
-            /* a line cut short by a kill is expected at most at the end */
-            if ((*malformed)++ < 3)
-                fprintf(stderr,
-                        "report: %s line %ld: not a request line; "
-                        "skipped\n",
-                        path, line_no);
-            continue;
-        }
-        if (report_add(r, &a) < 0) {
-            fprintf(stderr, "report: out of memory\n");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    return report_add(r, a);
 }
 
 int
@@ -156,14 +78,15 @@ report_main(int argc, char **argv)
         return CHAOS_EXIT_USAGE;
     }
 
-    if (read_windows(windows, &wins) < 0)
+    if (logfile_read_windows("report", windows, &wins) < 0)
         goto out;
     if (report_init(&r, wins.items, wins.len) < 0) {
         rc = CHAOS_EXIT_ERROR;
         goto out;
     }
     have_report = true;
-    if (read_requests(requests, &r, &malformed) < 0)
+    if (logfile_read_requests("report", requests, add_attempt, &r, &r.retry,
+                              &malformed) < 0)
         goto out;
     rc = CHAOS_EXIT_ERROR;
     if (report_finish(&r) < 0)

@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "consumer_line.h"
 #include "effect.h"
+#include "logfile.h"
 #include "reqlog.h"
 #include "report.h"
 #include "util.h"
@@ -330,83 +331,20 @@ sleep_us(int64_t us)
     nanosleep(&ts, NULL);
 }
 
-/* Reads the windows file into *out (struct report_window; free each with
- * report_window_free).  0 or -1 (said on stderr). */
 static int
-read_windows(const char *path, struct vec *out)
+add_attempt(void *e, const struct reqlog_attempt *a)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    long line_no = 0;
-    int rc = -1;
-
-    if (f == NULL) {
-        fprintf(stderr, "verify: cannot open --windows %s: %m\n", path);
-        return -1;
-    }
-    while (getline(&line, &cap, f) != -1) {
-        struct report_window w;
-        line_no++;
-        int r = report_parse_window(line, &w);
-        if (r == 0)
-            continue;
-        if (r < 0) {
-            fprintf(stderr, "verify: %s line %ld: not a window line\n", path,
-                    line_no);
-            goto out;
-        }
-        if (vec_push(out, &w) < 0) {
-            report_window_free(&w);
-            fprintf(stderr, "verify: out of memory\n");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    return effect_attempt(e, a);
 }
 
 /* Feeds every attempt of the request log to e.  0 or -1. */
 static int
 read_requests(const char *path, struct effect *e)
 {
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    long line_no = 0, malformed = 0;
-    int rc = -1;
-
-    if (f == NULL) {
-        fprintf(stderr, "verify: cannot open --requests %s: %m\n", path);
-        return -1;
-    }
-    while (getline(&line, &cap, f) != -1) {
-        struct reqlog_attempt a;
-        line_no++;
-        int p = reqlog_parse(line, &a);
-        if (p == 0)
-            continue;
-        if (p < 0) {
-            /* a line cut short by a kill is expected at most at the end */
-            if (malformed++ < 3)
-                fprintf(stderr,
-                        "verify: %s line %ld: not a request line; skipped\n",
-                        path, line_no);
-            continue;
-        }
-        if (effect_attempt(e, &a) < 0) {
-            fprintf(stderr, "verify: out of memory\n");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(f);
-    return rc;
+    bool retry = false;
+    long malformed = 0;
+    return logfile_read_requests("verify", path, add_attempt, e, &retry,
+                                 &malformed);
 }
 
 /* The customers and status-change events of the consumers into e. */
@@ -500,7 +438,8 @@ judge_writes(struct verify *v, bool *ok)
     bool have = false;
 
     effect_init(&e);
-    if (v->windows != NULL && read_windows(v->windows, &windows) < 0) {
+    if (v->windows != NULL &&
+        logfile_read_windows("verify", v->windows, &windows) < 0) {
         rc = CHAOS_EXIT_USAGE;
         goto out;
     }

@@ -3,6 +3,9 @@
  */
 #include "common.h"
 
+#include "../../fcgi-app/http/router.h"
+#include "../../fcgi-app/http/validate.h"
+
 #include <string.h>
 
 void
@@ -71,4 +74,58 @@ fuzz_has_control(const char *s, size_t n)
             return true;
     }
     return false;
+}
+
+void
+fuzz_check_error(const struct app_err *err)
+{
+    FUZZ_CHECK(err->msg != NULL && err->msg[0] != '\0', "no sentence");
+    struct envelope env = {
+        .status = err->status, .message = err->msg, .request_id = "fuzz"};
+    fuzz_check_envelope(&env);
+}
+
+static bool
+has_spec(const struct field_spec *specs, const char *name)
+{
+    for (; specs != NULL && specs->name != NULL; specs++)
+        if (strcmp(specs->name, name) == 0)
+            return true;
+    return false;
+}
+
+void
+fuzz_validate_routes(const json_t *in, bool from_query, bool only_spec_fields)
+{
+    for (size_t i = 0; i < routes_count; i++) {
+        const struct route *rt = &routes[i];
+        struct app_err verr = APP_ERR_INIT;
+        json_t *valid = NULL;
+        if (rt->flags & ROUTE_NO_INPUT)
+            continue;
+        if (validate_input(in, rt->fields, from_query, &valid, &verr) < 0) {
+            FUZZ_CHECK(valid == NULL && verr.status == 422, "%s %s: status %d",
+                       rt->method, rt->path, verr.status);
+            fuzz_check_error(&verr);
+        } else {
+            FUZZ_CHECK(json_is_object(valid), "%s %s: no object", rt->method,
+                       rt->path);
+            if (only_spec_fields) {
+                FUZZ_CHECK(verr.status == 0, "%s %s: accepted with an error",
+                           rt->method, rt->path);
+                const char *key;
+                json_t *v;
+                json_object_foreach(valid, key, v)
+                {
+                    FUZZ_CHECK(has_spec(rt->fields, key), "%s %s: field %s",
+                               rt->method, rt->path, key);
+                }
+            }
+            struct envelope env = {
+                .status = 200, .data = valid, .request_id = "fuzz"};
+            fuzz_check_envelope(&env);
+        }
+        json_decref(valid);
+        err_clear(&verr);
+    }
 }

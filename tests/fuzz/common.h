@@ -10,6 +10,7 @@
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H
 
+#include "../../fcgi-app/core/app_err.h"
 #include "../../fcgi-app/http/envelope.h"
 
 #include <stdbool.h>
@@ -38,6 +39,19 @@
  * data {} on an error.
  */
 void fuzz_check_envelope(const struct envelope *env);
+
+/* An app_err as the pipeline renders it: a sentence, and an envelope whose
+ * status is the error's (fuzz_check_envelope). */
+void fuzz_check_error(const struct app_err *err);
+
+/*
+ * Validates `in` with the field specs of every route that takes input:
+ * either a 422 with a sentence and no object, or an object that renders
+ * (fuzz_check_envelope).  `only_spec_fields`: the object also holds
+ * nothing but the route's fields and no error was set.
+ */
+void fuzz_validate_routes(const json_t *in, bool from_query,
+                          bool only_spec_fields);
 
 /* Whether n bytes hold a control character: C0, DEL, or a C1 character
  * (U+0080..U+009F, UTF-8 C2 80..C2 9F). */

@@ -15,27 +15,8 @@
 
 #include "http/idempotency.h"
 #include "http/request.h"
-#include "http/router.h"
 
 #include <string.h>
-
-static bool
-has_spec(const struct field_spec *specs, const char *name)
-{
-    for (; specs != NULL && specs->name != NULL; specs++)
-        if (strcmp(specs->name, name) == 0)
-            return true;
-    return false;
-}
-
-static void
-check_error(const struct app_err *err)
-{
-    FUZZ_CHECK(err->msg != NULL && err->msg[0] != '\0', "no sentence");
-    struct envelope env = {
-        .status = err->status, .message = err->msg, .request_id = "fuzz"};
-    fuzz_check_envelope(&env);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,39 +49,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(in == NULL, "an input with an error");
         FUZZ_CHECK(err.status == 400 || err.status == 422, "status %d",
                    err.status);
-        check_error(&err);
+        fuzz_check_error(&err);
         goto out;
     }
     FUZZ_CHECK(!from_query && json_is_object(in), "not an object");
 
-    for (size_t i = 0; i < routes_count; i++) {
-        const struct route *rt = &routes[i];
-        struct app_err verr = APP_ERR_INIT;
-        json_t *valid = NULL;
-        if (rt->flags & ROUTE_NO_INPUT)
-            continue;
-        if (validate_input(in, rt->fields, false, &valid, &verr) < 0) {
-            FUZZ_CHECK(valid == NULL && verr.status == 422, "%s %s: status %d",
-                       rt->method, rt->path, verr.status);
-            check_error(&verr);
-        } else {
-            FUZZ_CHECK(verr.status == 0 && json_is_object(valid),
-                       "%s %s: accepted without an object", rt->method,
-                       rt->path);
-            const char *key;
-            json_t *v;
-            json_object_foreach(valid, key, v)
-            {
-                FUZZ_CHECK(has_spec(rt->fields, key), "%s %s: field %s",
-                           rt->method, rt->path, key);
-            }
-            struct envelope env = {
-                .status = 200, .data = valid, .request_id = "fuzz"};
-            fuzz_check_envelope(&env);
-        }
-        json_decref(valid);
-        err_clear(&verr);
-    }
+    fuzz_validate_routes(in, false, true);
 out:
     json_decref(in);
     err_clear(&err);

@@ -15,7 +15,6 @@
 
 #include "core/text.h"
 #include "http/request.h"
-#include "http/router.h"
 
 #include <string.h>
 
@@ -75,15 +74,6 @@ check_percent_decode(const char *s, size_t n)
     free(want);
 }
 
-static void
-check_error(const struct app_err *err)
-{
-    FUZZ_CHECK(err->msg != NULL && err->msg[0] != '\0', "no sentence");
-    struct envelope env = {
-        .status = err->status, .message = err->msg, .request_id = "fuzz"};
-    fuzz_check_envelope(&env);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -104,7 +94,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct request r = {.method = "GET", .path = "/", .query = query};
     if (request_input(&r, &in, &from_query, &err) < 0) {
         FUZZ_CHECK(in == NULL && err.status == 422, "status %d", err.status);
-        check_error(&err);
+        fuzz_check_error(&err);
         goto out;
     }
     FUZZ_CHECK(json_is_object(in), "not an object");
@@ -121,26 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "parameter %s: an array of one", key);
     }
 
-    for (size_t i = 0; i < routes_count; i++) {
-        const struct route *rt = &routes[i];
-        struct app_err verr = APP_ERR_INIT;
-        json_t *valid = NULL;
-        if (rt->flags & ROUTE_NO_INPUT)
-            continue;
-        if (validate_input(in, rt->fields, from_query, &valid, &verr) < 0) {
-            FUZZ_CHECK(valid == NULL && verr.status == 422, "%s %s: status %d",
-                       rt->method, rt->path, verr.status);
-            check_error(&verr);
-        } else {
-            FUZZ_CHECK(json_is_object(valid), "%s %s: no object", rt->method,
-                       rt->path);
-            struct envelope env = {
-                .status = 200, .data = valid, .request_id = "fuzz"};
-            fuzz_check_envelope(&env);
-        }
-        json_decref(valid);
-        err_clear(&verr);
-    }
+    fuzz_validate_routes(in, from_query, false);
 out:
     json_decref(in);
     err_clear(&err);

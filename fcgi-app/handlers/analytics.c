@@ -13,10 +13,8 @@ analytics_create(struct ctx *c, json_t **data, struct app_err *err)
     const char *id = ctx_str(c, "customer_id");
     if (analytics_db_snapshot(c->db, id, ctx_owner_filter(c), data, err) < 0)
         return err->status;
-    if (*data == NULL) {
-        err_set(err, 404, "Customer %s not found", id);
-        return 404;
-    }
+    if (*data == NULL)
+        return customer_not_found(id, err);
     return 201;
 }
 
@@ -29,22 +27,19 @@ analytics_list(struct ctx *c, json_t **data, struct app_err *err)
     char limit_text[24];
     json_t *list = NULL;
     struct customer cu = {0};
-    int status;
+    int status = 500;
 
     snprintf(limit_text, sizeof limit_text, "%lld",
              limit ? (long long)json_integer_value(limit) : 100LL);
     if (analytics_db_list(c->db, id, owner, limit_text, &list, err) < 0)
-        return err->status;
+        goto out;
     /* A deleted customer's snapshots stay readable; 404 only when there is
      * neither a customer nor a snapshot of the caller's. */
     if (json_array_size(list) == 0) {
-        if (customers_db_get(c->db, id, owner, &cu, err) < 0) {
-            status = err->status;
+        if (customers_db_get(c->db, id, owner, &cu, err) < 0)
             goto out;
-        }
         if (!cu.found) {
-            err_set(err, 404, "Customer %s not found", id);
-            status = 404;
+            customer_not_found(id, err);
             goto out;
         }
     }
@@ -53,5 +48,5 @@ analytics_list(struct ctx *c, json_t **data, struct app_err *err)
 out:
     json_decref(list);
     customer_free(&cu);
-    return status;
+    return handler_done(c, status, err);
 }

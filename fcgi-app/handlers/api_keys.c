@@ -60,33 +60,30 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
     const char *id = ctx_str(c, "consumer_id");
     size_t i;
     json_t *o;
+    int status = 500;
 
     if (expiry_seconds(c, id, seconds, err) < 0)
-        return err->status;
+        goto out;
     if (apikey_generate(key) < 0) {
         err_set(err, 503,
                 "The system could not supply random bytes for a "
                 "key; please retry");
-        return 503;
+        goto out;
     }
     apikey_prefix(key, prefix);
     sha256_hex(key, strlen(key), hash);
 
-    if (db_begin(c->db, err) < 0 || consumers_db_lock(c->db, id, &co, err) < 0)
-        goto fail;
-    if (!co.found) {
-        consumer_not_found(id, err);
-        goto fail;
-    }
+    if (consumer_begin_locked(c, id, &co, err) < 0)
+        goto out;
     if (strcmp(co.status, "ACTIVE") != 0) {
         err_set(err, 409,
                 "Consumer %s is %s; reactivate it before issuing a "
                 "key",
                 id, co.status);
-        goto fail;
+        goto out;
     }
     if (keys_db_deactivate_all(c->db, id, &old, err) < 0)
-        goto fail;
+        goto out;
     json_array_foreach(old, i, o)
     {
         ev = json_pack("{s:s, s:s, s:O, s:O}", "consumer_id", co.consumer_id,
@@ -94,31 +91,27 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
                        json_object_get(o, "api_key_prefix"), "previous_status",
                        json_object_get(o, "previous_status"));
         if (system_event(c, "api_key_deactivation", ev, event_id, err) < 0)
-            goto fail;
+            goto out;
         json_decref(ev);
         ev = NULL;
     }
     if (keys_db_insert(c->db, id, hash, prefix, seconds, expires_at, err) < 0)
-        goto fail;
+        goto out;
     ev = json_pack("{s:s, s:s, s:s, s:s}", "consumer_id", co.consumer_id,
                    "consumer_name", co.consumer_name, "api_key_prefix", prefix,
                    "expires_at", expires_at);
     if (system_event(c, "api_key_creation", ev, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
-        goto fail;
+        goto out;
     *data = json_pack("{s:s, s:s, s:s, s:s}", "api_key", key, "api_key_prefix",
                       prefix, "consumer_id", co.consumer_id, "expires_at",
                       expires_at);
+    status = 201;
+out:
     explicit_bzero(key, sizeof key);
     json_decref(old);
     json_decref(ev);
-    return 201;
-fail:
-    explicit_bzero(key, sizeof key);
-    db_rollback(c->db);
-    json_decref(old);
-    json_decref(ev);
-    return err->status;
+    return handler_done(c, status, err);
 }
 
 int
@@ -167,43 +160,42 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
     char hash[65], event_id[37];
     const char *key = ctx_str(c, "api_key");
     long usable = 0;
+    int status = 500;
 
     sha256_hex(key, strlen(key), hash);
     if (db_begin(c->db, err) < 0 || keys_db_get(c->db, hash, true, &k, err) < 0)
-        goto fail;
+        goto out;
     if (!k.found) {
         err_set(err, 404, "API key not found");
-        goto fail;
+        goto out;
     }
     if (strcmp(k.status, "deactivated") == 0) {
         err_set(err, 409, "API key %s... is already deactivated",
                 k.api_key_prefix);
-        goto fail;
+        goto out;
     }
     if (strcmp(k.consumer_id, SYSTEM_CONSUMER_ID) == 0) {
         if (keys_db_count_usable(c->db, k.consumer_id, &usable, err) < 0)
-            goto fail;
+            goto out;
         if (usable <= 1 && strcmp(k.status, "active") == 0) {
             err_set(err, 403,
                     "The system consumer's only active key cannot "
                     "be deactivated; rotate it with POST /consumer/api-key");
-            goto fail;
+            goto out;
         }
     }
     if (consumers_db_get(c->db, k.consumer_id, &co, err) < 0 ||
         keys_db_deactivate(c->db, hash, err) < 0)
-        goto fail;
+        goto out;
     ev = json_pack("{s:s, s:s, s:s, s:s}", "consumer_id", k.consumer_id,
                    "consumer_name", co.consumer_name, "api_key_prefix",
                    k.api_key_prefix, "previous_status", k.status);
     if (system_event(c, "api_key_deactivation", ev, event_id, err) < 0 ||
         db_commit(c->db, err) < 0)
-        goto fail;
+        goto out;
     *data = json_object();
+    status = 200;
+out:
     json_decref(ev);
-    return 200;
-fail:
-    db_rollback(c->db);
-    json_decref(ev);
-    return err->status;
+    return handler_done(c, status, err);
 }

@@ -20,6 +20,7 @@ events_list(struct ctx *c, json_t **data, struct app_err *err)
     char limit_text[24];
     char *types_text = types ? json_dumps(types, JSON_COMPACT) : NULL;
     json_t *list = NULL;
+    int status = 500;
 
     snprintf(limit_text, sizeof limit_text, "%lld",
              limit ? (long long)json_integer_value(limit) : 100LL);
@@ -32,12 +33,14 @@ events_list(struct ctx *c, json_t **data, struct app_err *err)
         .limit = limit_text,
         .newest_first = order != NULL && strcmp(order, "desc") == 0,
     };
-    int rc = events_db_list(c->db, &f, &list, err);
+    if (events_db_list(c->db, &f, &list, err) < 0)
+        goto out;
+    *data = json_pack("{s:O}", "events", list);
+    status = 200;
+out:
+    json_decref(list);
     free(types_text);
-    if (rc < 0)
-        return err->status;
-    *data = json_pack("{s:o}", "events", list);
-    return 200;
+    return handler_done(c, status, err);
 }
 
 /* POST /events/resend and /events/redeliver --------------------------------
@@ -53,6 +56,7 @@ redrive(struct ctx *c, enum redrive_kind kind, json_t **data,
     json_t *max = json_object_get(c->in, "max_try_count");
     char *types_text = types ? json_dumps(types, JSON_COMPACT) : NULL;
     struct redrive_summary s = {0};
+    int status = 500;
     struct redrive_params rp = {
         .kind = kind,
         .period_days =
@@ -63,20 +67,19 @@ redrive(struct ctx *c, enum redrive_kind kind, json_t **data,
         .batch = c->cfg->redrive_batch,
         .backoff_ms = c->cfg->relay_backoff_ms,
     };
-    int rc = redrive_run(c->pub, c->db, &rp, &s, err);
-    free(types_text);
-    if (rc < 0) {
-        redrive_summary_free(&s);
-        return err->status;
-    }
+    if (redrive_run(c->pub, c->db, &rp, &s, err) < 0)
+        goto out;
     *data = json_pack(
         "{s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:b}", "summary", "total_pending",
         (json_int_t)s.total_pending, "attempted", (json_int_t)s.attempted,
         "succeeded", (json_int_t)s.succeeded, "failed", (json_int_t)s.failed,
         "skipped", (json_int_t)s.skipped, "failed_events", s.failed_events,
         "failed_events_truncated", s.failed_events_truncated);
+    status = 200;
+out:
     redrive_summary_free(&s);
-    return 200;
+    free(types_text);
+    return handler_done(c, status, err);
 }
 
 int
@@ -117,6 +120,7 @@ events_confirm_delivery(struct ctx *c, json_t **data, struct app_err *err)
     const char *id = ctx_str(c, "event_id");
     bool found, first;
     double lag = 0;
+    int status = 500;
     struct confirmation cf = {
         .event_id = id,
         .owner = ctx_owner_filter(c),
@@ -127,25 +131,26 @@ events_confirm_delivery(struct ctx *c, json_t **data, struct app_err *err)
 
     if (db_begin(c->db, err) < 0 ||
         events_db_confirm(c->db, &cf, &found, data, &first, &lag, err) < 0)
-        goto fail;
+        goto out;
     if (!found) {
         err_set(err, 404, "Event %s not found", id);
-        goto fail;
+        goto out;
     }
     if (db_commit(c->db, err) < 0)
-        goto fail;
+        goto out;
     metrics_confirm(cf.status);
     if (first)
         metrics_delivery_lag(lag);
-    return 200;
-fail:
-    if (err->status == 422 && cf.received_at != NULL)
-        err_set(err, 422,
-                "received_at must be an ISO 8601 timestamp with a "
-                "time zone (got \"%s\")",
-                cf.received_at);
-    json_decref(*data);
-    *data = NULL;
-    db_rollback(c->db);
-    return err->status;
+    status = 200;
+out:
+    if (status != 200) {
+        if (err->status == 422 && cf.received_at != NULL)
+            err_set(err, 422,
+                    "received_at must be an ISO 8601 timestamp with a "
+                    "time zone (got \"%s\")",
+                    cf.received_at);
+        json_decref(*data);
+        *data = NULL;
+    }
+    return handler_done(c, status, err);
 }

@@ -6,7 +6,9 @@
  * A handler returns the HTTP status.  On success it sets *data (owned; the
  * pipeline takes it); on failure it fills `err` and returns err->status.
  * Handlers never write the response, never build SQL, never call
- * librabbitmq: they call the db/ query modules and return data.
+ * librabbitmq: they call the db/ query modules and return data.  What more
+ * than one resource needs (the 404s, locking a row in a new transaction,
+ * appending an event) is here, in handler.c.
  */
 #ifndef FI_HANDLER_H
 #define FI_HANDLER_H
@@ -75,19 +77,50 @@ int health_get(struct ctx *c, json_t **data, struct app_err *err);
 /* *data is a JSON string holding the exposition text (ROUTE_RAW). */
 int metrics_get(struct ctx *c, json_t **data, struct app_err *err);
 
-/* Shared by the customer and tag handlers (customers.c): begins a
- * transaction and row-locks the caller's customer; 404 when it is not
- * found (or not the caller's).  On -1 the transaction is still open: the
- * caller rolls back. */
+/*
+ * One shape for every handler that owns something (handler.c):
+ *
+ *     int status = 500;
+ *     ...                      every failure: `goto out` with err filled
+ *     *data = ...;
+ *     status = 200;            (or 201) the last step of the success path
+ * out:
+ *     ...                      all cleanup, on both paths
+ *     return handler_done(c, status, err);
+ *
+ * handler_done: a success status is returned as it is; on a failure the
+ * handler's transaction is rolled back (a no-op when none is open, or at
+ * the level the pipeline holds) and the answer is err's status (500 when
+ * the failure left none).
+ */
+int handler_done(struct ctx *c, int status, struct app_err *err);
+
+/* The 404s every resource shares (the sentence is the contract's). */
+int customer_not_found(const char *customer_id, struct app_err *err);
+int consumer_not_found(const char *consumer_id, struct app_err *err);
+
+/* Begins a transaction and row-locks the caller's customer (the
+ * administrator's: any); 404 when it is not found.  On -1 the transaction
+ * is still open: handler_done rolls it back. */
 struct customer;
 int customer_begin_locked(struct ctx *c, const char *customer_id,
                           struct customer *cu, struct app_err *err)
     __attribute__((warn_unused_result));
+/* The same for a consumer (any: only the administrator changes them). */
+struct consumer;
+int consumer_begin_locked(struct ctx *c, const char *consumer_id,
+                          struct consumer *co, struct app_err *err)
+    __attribute__((warn_unused_result));
 
-/* Shared by the consumer and key handlers (consumers.c). */
-/* Appends an event of the system consumer (no customer). */
+/* Appends an event of `cu`'s owner about `cu`; data NULL (out of memory
+ * building it) is a 500.  0 ok, -1 with err. */
+int customer_event(struct ctx *c, const struct customer *cu,
+                   const char *event_type, json_t *data, char event_id[37],
+                   struct app_err *err) __attribute__((warn_unused_result));
+/* Appends an event of the system consumer (no customer); data NULL is a
+ * 500.  0 ok, -1 with err. */
 int system_event(struct ctx *c, const char *event_type, json_t *data,
-                 char event_id[37], struct app_err *err);
-int consumer_not_found(const char *consumer_id, struct app_err *err);
+                 char event_id[37], struct app_err *err)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -10,7 +10,6 @@
  */
 #include "handler.h"
 #include "../db/customers_db.h"
-#include "../db/outbox_db.h"
 #include "../db/tags_db.h"
 
 #include <stdlib.h>
@@ -26,54 +25,43 @@ typedef int (*tag_apply_fn)(struct ctx *c, const struct customer *cu,
                             const json_t *before, json_t *ev,
                             struct app_err *err);
 
+/* Runs `apply` in the frame above; answers `success` (200, or 201 where
+ * the operation creates tags) with an empty object. */
 static int
 tag_change(struct ctx *c, const char *operation, tag_apply_fn apply,
-           json_t **data, struct app_err *err)
+           int success, json_t **data, struct app_err *err)
 {
     struct customer cu = {0};
     json_t *before = NULL, *after = NULL, *ev = NULL;
     char event_id[37];
     const char *id = ctx_str(c, "customer_id");
+    int status = 500;
 
-    if (customer_begin_locked(c, id, &cu, err) < 0)
-        goto fail;
-    if (tags_db_all(c->db, cu.customer_id, &before, err) < 0)
-        goto fail;
+    if (customer_begin_locked(c, id, &cu, err) < 0 ||
+        tags_db_all(c->db, cu.customer_id, &before, err) < 0)
+        goto out;
     ev = json_pack("{s:s, s:s}", "customer_id", cu.customer_id, "operation",
                    operation);
     if (ev == NULL) {
         err_set(err, 500, "Out of memory building the event");
-        goto fail;
+        goto out;
     }
     if (apply(c, &cu, before, ev, err) != 0 ||
         customers_db_touch(c->db, cu.customer_id, err) < 0 ||
         tags_db_all(c->db, cu.customer_id, &after, err) < 0)
-        goto fail;
+        goto out;
     json_object_set(ev, "tags", after);
-
-    struct event_new e = {
-        .customer_id = cu.customer_id,
-        .consumer_id = cu.consumer_id,
-        .event_type = "customer_tag_change",
-        .source_service = c->source_service,
-        .request_id = c->req->request_id,
-        .data = ev,
-    };
-    if (ctx_append_event(c, &e, event_id, err) < 0 || db_commit(c->db, err) < 0)
-        goto fail;
+    if (customer_event(c, &cu, "customer_tag_change", ev, event_id, err) < 0 ||
+        db_commit(c->db, err) < 0)
+        goto out;
     *data = json_object();
+    status = success;
+out:
     json_decref(before);
     json_decref(after);
     json_decref(ev);
     customer_free(&cu);
-    return 200;
-fail:
-    db_rollback(c->db);
-    json_decref(before);
-    json_decref(after);
-    json_decref(ev);
-    customer_free(&cu);
-    return err->status ? err->status : 500;
+    return handler_done(c, status, err);
 }
 
 static int
@@ -82,6 +70,18 @@ tag_missing(const struct customer *cu, const char *key, struct app_err *err)
     err_set(err, 404, "Tag \"%s\" not found on customer %s", key,
             cu->customer_id);
     return 404;
+}
+
+/* The end of an operation on the existing tag `key`: 404 when the statement
+ * found no such tag, else the key goes into the event. */
+static int
+tag_changed(const struct customer *cu, const char *key, bool found, json_t *ev,
+            struct app_err *err)
+{
+    if (!found)
+        return tag_missing(cu, key, err);
+    json_object_set_new(ev, "tag_key", json_string(key));
+    return 0;
 }
 
 /* POST /customer/tag ------------------------------------------------------ */
@@ -153,8 +153,8 @@ tags_add(struct ctx *c, json_t **data, struct app_err *err)
             }
     if (err->status)
         return err->status;
-    int status = tag_change(c, "tags_added", apply_add, data, err);
-    return status == 200 ? 201 : status; /* creates tags: docs/API.md §3.2 */
+    /* creates tags: 201 (docs/API.md §3.2) */
+    return tag_change(c, "tags_added", apply_add, 201, data, err);
 }
 
 /* GET /customer/tag-value ------------------------------------------------- */
@@ -167,24 +167,26 @@ tags_get_value(struct ctx *c, json_t **data, struct app_err *err)
     const char *owner = ctx_owner_filter(c);
     char *value = NULL;
     struct customer cu = {0};
-    int status;
+    int status = 500;
 
     if (tags_db_get(c->db, id, owner, key, &value, err) < 0)
-        return err->status;
+        goto out;
     if (value != NULL) {
         *data = json_pack("{s:s}", "tag_value", value);
-        free(value);
-        return 200;
+        status = 200;
+        goto out;
     }
     /* Which is missing, the customer or the tag? */
     if (customers_db_get(c->db, id, owner, &cu, err) < 0)
-        status = err->status;
-    else if (!cu.found)
-        status = (err_set(err, 404, "Customer %s not found", id), 404);
+        goto out;
+    if (!cu.found)
+        customer_not_found(id, err);
     else
-        status = tag_missing(&cu, key, err);
+        tag_missing(&cu, key, err);
+out:
+    free(value);
     customer_free(&cu);
-    return status;
+    return handler_done(c, status, err);
 }
 
 /* DELETE /customer/tag ---------------------------------------------------- */
@@ -198,16 +200,13 @@ apply_delete(struct ctx *c, const struct customer *cu, const json_t *before,
     (void)before;
     if (tags_db_delete(c->db, cu->customer_id, key, &found, err) < 0)
         return err->status;
-    if (!found)
-        return tag_missing(cu, key, err);
-    json_object_set_new(ev, "tag_key", json_string(key));
-    return 0;
+    return tag_changed(cu, key, found, ev, err);
 }
 
 int
 tags_delete(struct ctx *c, json_t **data, struct app_err *err)
 {
-    return tag_change(c, "tag_deleted", apply_delete, data, err);
+    return tag_change(c, "tag_deleted", apply_delete, 200, data, err);
 }
 
 /* PATCH /customer/tag-key ------------------------------------------------- */
@@ -236,7 +235,7 @@ apply_rename(struct ctx *c, const struct customer *cu, const json_t *before,
 int
 tags_rename_key(struct ctx *c, json_t **data, struct app_err *err)
 {
-    return tag_change(c, "tag_key_changed", apply_rename, data, err);
+    return tag_change(c, "tag_key_changed", apply_rename, 200, data, err);
 }
 
 /* PATCH /customer/tag-value ----------------------------------------------- */
@@ -251,14 +250,11 @@ apply_set_value(struct ctx *c, const struct customer *cu, const json_t *before,
     (void)before;
     if (tags_db_set_value(c->db, cu->customer_id, key, value, &found, err) < 0)
         return err->status;
-    if (!found)
-        return tag_missing(cu, key, err);
-    json_object_set_new(ev, "tag_key", json_string(key));
-    return 0;
+    return tag_changed(cu, key, found, ev, err);
 }
 
 int
 tags_set_value(struct ctx *c, json_t **data, struct app_err *err)
 {
-    return tag_change(c, "tag_value_changed", apply_set_value, data, err);
+    return tag_change(c, "tag_value_changed", apply_set_value, 200, data, err);
 }

@@ -68,13 +68,5 @@ analytics_db_list(struct db *db, const char *customer_id, const char *owner,
                   const char *limit, json_t **list, struct app_err *err)
 {
     const char *p[] = {customer_id, owner, limit};
-    *list = NULL;
-    PGresult *res = db_exec(db, &analytics_list, p, err);
-    if (res == NULL)
-        return -1;
-    *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(*list, db_row_object(res, i));
-    PQclear(res);
-    return 0;
+    return db_exec_rows(db, &analytics_list, p, db_row_object, list, err);
 }

@@ -703,6 +703,36 @@ db_row_object(const PGresult *res, int row)
     return obj;
 }
 
+json_t *
+db_row_scalar(const PGresult *res, int row)
+{
+    return PQnfields(res) > 0 ? db_value(res, row, 0) : json_null();
+}
+
+int
+db_exec_rows(struct db *db, struct db_stmt *st, const char *const *params,
+             db_row_fn *row, json_t **rows, struct app_err *err)
+{
+    *rows = NULL;
+    PGresult *res = db_exec(db, st, params, err);
+    if (res == NULL)
+        return -1;
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        if (json_array_append_new(list, row(res, i)) < 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    PQclear(res);
+    if (list == NULL) {
+        err_set(err, 500, "Out of memory reading rows from the database");
+        return -1;
+    }
+    *rows = list;
+    return 0;
+}
+
 bool
 db_is_unique_violation(const struct app_err *err)
 {

@@ -176,6 +176,22 @@ int db_ping(struct db *db, struct app_err *err)
  */
 json_t *db_row_object(const PGresult *res, int row);
 
+/* The first column of row `row` of `res` as a JSON value, typed as
+ * db_row_object types it.  NULL on OOM. */
+json_t *db_row_scalar(const PGresult *res, int row);
+
+/* What db_exec_rows makes of one row: db_row_object or db_row_scalar. */
+typedef json_t *db_row_fn(const PGresult *res, int row);
+
+/*
+ * Runs a statement and returns its rows, in order, as a JSON array (owned)
+ * of row(res, i).  0 ok; -1 with err and *rows NULL (a 500 when memory ran
+ * out).
+ */
+int db_exec_rows(struct db *db, struct db_stmt *st, const char *const *params,
+                 db_row_fn *row, json_t **rows, struct app_err *err)
+    __attribute__((warn_unused_result));
+
 /* Whether `err` came from a unique violation (SQLSTATE 23505). */
 bool db_is_unique_violation(const struct app_err *err);
 

@@ -40,16 +40,9 @@ events_db_list(struct db *db, const struct events_filter *f, json_t **list,
 {
     const char *p[] = {f->owner,          f->customer_id,    f->event_types,
                        f->publish_status, f->deliver_status, f->limit};
-    *list = NULL;
-    PGresult *res = db_exec(
-        db, f->newest_first ? &events_list_desc : &events_list_asc, p, err);
-    if (res == NULL)
-        return -1;
-    *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(*list, db_row_object(res, i));
-    PQclear(res);
-    return 0;
+    return db_exec_rows(db,
+                        f->newest_first ? &events_list_desc : &events_list_asc,
+                        p, db_row_object, list, err);
 }
 
 /* Each count uses a partial index (migrations 003, 004, 006). */

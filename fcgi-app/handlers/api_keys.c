@@ -82,7 +82,7 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
                 id, co.status);
         goto out;
     }
-    if (keys_db_deactivate_all(c->db, id, &old, err) < 0)
+    if (api_keys_db_deactivate_all(c->db, id, &old, err) < 0)
         goto out;
     json_array_foreach(old, i, o)
     {
@@ -95,7 +95,8 @@ api_keys_create(struct ctx *c, json_t **data, struct app_err *err)
         json_decref(ev);
         ev = NULL;
     }
-    if (keys_db_insert(c->db, id, hash, prefix, seconds, expires_at, err) < 0)
+    if (api_keys_db_insert(c->db, id, hash, prefix, seconds, expires_at, err) <
+        0)
         goto out;
     ev = json_pack("{s:s, s:s, s:s, s:s}", "consumer_id", co.consumer_id,
                    "consumer_name", co.consumer_name, "api_key_prefix", prefix,
@@ -122,7 +123,7 @@ api_keys_get(struct ctx *c, json_t **data, struct app_err *err)
     const char *key = ctx_str(c, "api_key");
 
     sha256_hex(key, strlen(key), hash);
-    if (keys_db_get(c->db, hash, false, &k, err) < 0)
+    if (api_keys_db_get(c->db, hash, false, &k, err) < 0)
         return err->status;
     /* A consumer may read any key of its own (its previous, deactivated or
      * expired ones too, docs/API.md §4.4); anything else is 403 whether or
@@ -136,14 +137,8 @@ api_keys_get(struct ctx *c, json_t **data, struct app_err *err)
         err_set(err, 404, "API key not found");
         return 404;
     }
-    if (k.stored_active && strcmp(k.status, "expired") == 0) {
-        /* lazy write-back only; guarded (active and past expiry), so it
-         * never overwrites a rotation's or a deactivation's concurrent
-         * 'deactivated' */
-        struct app_err ignore = APP_ERR_INIT;
-        if (api_keys_db_mark_expired(c->db, hash, &ignore) < 0)
-            err_clear(&ignore);
-    }
+    if (k.stored_active && strcmp(k.status, "expired") == 0)
+        api_keys_db_mark_expired(c->db, hash);
     *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "api_key_prefix",
                       k.api_key_prefix, "consumer_id", k.consumer_id, "status",
                       k.status, "created_at", k.created_at, "expires_at",
@@ -163,7 +158,8 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
     int status = 500;
 
     sha256_hex(key, strlen(key), hash);
-    if (db_begin(c->db, err) < 0 || keys_db_get(c->db, hash, true, &k, err) < 0)
+    if (db_begin(c->db, err) < 0 ||
+        api_keys_db_get(c->db, hash, true, &k, err) < 0)
         goto out;
     if (!k.found) {
         err_set(err, 404, "API key not found");
@@ -175,7 +171,7 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
         goto out;
     }
     if (strcmp(k.consumer_id, SYSTEM_CONSUMER_ID) == 0) {
-        if (keys_db_count_usable(c->db, k.consumer_id, &usable, err) < 0)
+        if (api_keys_db_count_usable(c->db, k.consumer_id, &usable, err) < 0)
             goto out;
         if (usable <= 1 && strcmp(k.status, "active") == 0) {
             err_set(err, 403,
@@ -185,7 +181,7 @@ api_keys_deactivate(struct ctx *c, json_t **data, struct app_err *err)
         }
     }
     if (consumers_db_get(c->db, k.consumer_id, &co, err) < 0 ||
-        keys_db_deactivate(c->db, hash, err) < 0)
+        api_keys_db_deactivate(c->db, hash, err) < 0)
         goto out;
     ev = json_pack("{s:s, s:s, s:s, s:s}", "consumer_id", k.consumer_id,
                    "consumer_name", co.consumer_name, "api_key_prefix",

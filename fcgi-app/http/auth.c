@@ -99,11 +99,8 @@ auth_authenticate(struct db *db, const char *api_key, long cache_seconds,
         (strcmp(key->key_status, "active") == 0 &&
          (key->past_expiry || key->expires_epoch <= (double)time(NULL)));
     if (expired) {
-        if (strcmp(key->key_status, "active") == 0) {
-            struct app_err ignore = APP_ERR_INIT;
-            if (api_keys_db_mark_expired(db, hash, &ignore) < 0)
-                err_clear(&ignore); /* lazy write-back; retried next time */
-        }
+        if (strcmp(key->key_status, "active") == 0)
+            api_keys_db_mark_expired(db, hash);
         err_set(err, 401, "API key expired");
         return -1;
     }

@@ -419,8 +419,9 @@ master_run(const struct config *cfg, int listen_fd)
         log_error("master: cannot start: %s", strerror(errno));
         goto out;
     }
-    /* Workers wait in ppoll() and then accept; with several of them woken
-     * for one connection, the losers must not block in accept(). */
+    /* Workers wait (epoll, EPOLLEXCLUSIVE) and then accept; when more
+     * than one is woken for one connection, the losers must not block in
+     * accept(). */
     int fl = fcntl(listen_fd, F_GETFL);
     if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         log_error("master: cannot make the socket non-blocking: %s",

@@ -7,6 +7,7 @@
 #include "../metrics/metrics.h"
 #include "order.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,35 @@ publish_waves(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
     return true;
 }
 
+/* Test-only (redrive.h): a worker whose environment has
+ * FINTEGRATE_TEST_KILL_AFTER_CONFIRM kills itself after the broker
+ * confirmed an inline publish of an event whose request_id starts with the
+ * variable's value, before the mark: the crash the mark's position makes
+ * possible. */
+static void
+test_kill_after_confirm(enum redrive_rows_mode mode,
+                        const struct outbox_rows *rows,
+                        const struct publish_result *res)
+{
+    static bool read;
+    static const char *prefix;
+    if (!read) {
+        prefix = getenv("FINTEGRATE_TEST_KILL_AFTER_CONFIRM");
+        read = true;
+    }
+    if (prefix == NULL || *prefix == '\0' || mode != ROWS_INLINE)
+        return;
+    for (size_t i = 0; i < rows->n; i++) {
+        const char *rid = rows->ev[i].request_id;
+        if (res[i].outcome == PUBLISH_OK && rid != NULL &&
+            strncmp(rid, prefix, strlen(prefix)) == 0) {
+            log_warn("test hook FINTEGRATE_TEST_KILL_AFTER_CONFIRM: killing "
+                     "this worker after the confirm, before the mark");
+            raise(SIGKILL);
+        }
+    }
+}
+
 int
 redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
              const struct outbox_rows *rows, long long max_try_count,
@@ -129,6 +159,7 @@ redrive_rows(struct publisher *p, struct db *db, enum redrive_rows_mode mode,
     else if (!publish_waves(p, db, mode, rows, items, res, wave))
         *stop = true;
     long long t1 = mono_ms();
+    test_kill_after_confirm(mode, rows, res);
 
     for (size_t i = 0; i < n; i++) {
         const struct outbox_event *ev = &rows->ev[i];

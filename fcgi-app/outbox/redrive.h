@@ -84,6 +84,12 @@ enum redrive_rows_mode {
  * the rest fail fast as "Broker circuit open".  Adds to `s`
  * (may be NULL).  *stop is set when the run should end here (the relay lost
  * the broker).  0, or -1 with err when recording failed.
+ *
+ * Test-only: FINTEGRATE_TEST_KILL_AFTER_CONFIRM, when set in a worker's
+ * environment, makes the worker SIGKILL itself between an inline publish
+ * the broker confirmed and the mark, for events whose request_id starts
+ * with its value (tests/integration/test_relay.c).  Never set it in
+ * production.
  */
 int redrive_rows(struct publisher *p, struct db *db,
                  enum redrive_rows_mode mode, const struct outbox_rows *rows,

@@ -54,6 +54,7 @@
 #include "itest_amqp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1066,6 +1067,156 @@ order_across_an_outage_is_kept_by_the_publisher(void **state)
                  "fintegrate-consumer must exit 0 on SIGTERM");
 }
 
+/* ---- kill -9 between the confirm and the mark ----------------------------
+ * The inline step marks an event published after the broker's confirm, in
+ * a statement of its own: a worker that dies between the two leaves a
+ * published message and a row still pending (try 0).  Under load (4
+ * threads of creates), every 8th request carries an X-Request-ID the test
+ * hook FINTEGRATE_TEST_KILL_AFTER_CONFIRM matches: its worker is SIGKILLed
+ * after the confirm and nginx answers 502.  Once those rows are past the
+ * 30-second in-flight rule (aged by the test instead of waited for), the
+ * relay publishes them again: no event is lost, every killed one reaches
+ * the queue twice (at-least-once; consumers deduplicate by event_id) and
+ * every other one once. */
+
+#define KILL_CONFIRM_ENV "FINTEGRATE_TEST_KILL_AFTER_CONFIRM"
+#define KC_THREADS 4
+#define KC_PER_THREAD 40
+#define KC_EVERY 8
+
+struct kc_load {
+    const char *key;
+    char prefix[64]; /* the killed requests' X-Request-ID prefix */
+    int t;
+    int created, killed, other;
+};
+
+static void *
+kc_thread(void *arg)
+{
+    struct kc_load *l = arg;
+    for (int i = 0; i < KC_PER_THREAD; i++) {
+        char name[96], hdr[160];
+        bool kill = i % KC_EVERY == KC_EVERY - 1;
+        itest_unique(name, sizeof name, "kc");
+        snprintf(hdr, sizeof hdr, "X-Request-ID: %s%d-%d", kill ? l->prefix : "kc-ok-", l->t, i);
+        char *body = itest_json_text(json_pack("{s:s}", "name", name));
+        struct itest_resp *r =
+            itest_request("POST", "/customer/data", l->key, body, hdr);
+        free(body);
+        if (!kill && r->status == 201)
+            l->created++;
+        else if (kill && r->status == 502)
+            l->killed++;
+        else
+            l->other++;
+        itest_resp_free(r);
+    }
+    return NULL;
+}
+
+static void
+worker_killed_between_confirm_and_mark_loses_no_event(void **state)
+{
+    (void)state;
+    struct itest_consumer c;
+    char queue[160], prefix[64];
+    new_consumer(&c, queue, "kc");
+    snprintf(prefix, sizeof prefix, "kc-kill-%ld-", (long)getpid());
+
+    setenv(KILL_CONFIRM_ENV, prefix, 1);
+    restart_app_with(NULL, NULL, NULL);
+    unsetenv(KILL_CONFIRM_ENV);
+
+    pthread_t th[KC_THREADS];
+    struct kc_load l[KC_THREADS];
+    for (int t = 0; t < KC_THREADS; t++) {
+        l[t] = (struct kc_load){.key = c.key, .t = t};
+        snprintf(l[t].prefix, sizeof l[t].prefix, "%s", prefix);
+        pthread_create(&th[t], NULL, kc_thread, &l[t]);
+    }
+    int created = 0, killed = 0, other = 0;
+    for (int t = 0; t < KC_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        created += l[t].created;
+        killed += l[t].killed;
+        other += l[t].other;
+    }
+    const int want_killed = KC_THREADS * (KC_PER_THREAD / KC_EVERY);
+    const int total = KC_THREADS * KC_PER_THREAD;
+    printf("      %d created, %d killed after the confirm (502), %d other\n",
+           created, killed, other);
+    itest_expect(NULL, killed == want_killed && other == 0,
+                 "%d of %d hooked requests answered 502, %d answers neither "
+                 "201 nor the hook's 502",
+                 killed, want_killed, other);
+
+    char like[80];
+    snprintf(like, sizeof like, "%s%%", prefix);
+    long committed = itest_sql_long(
+        "SELECT count(*) FROM customer_events WHERE consumer_id = $1", c.id);
+    long unmarked = itest_sql_long(
+        "SELECT count(*) FROM customer_events WHERE consumer_id = $1 AND "
+        "request_id LIKE $2 AND publish_status = 'pending' AND "
+        "publish_try_count = 0",
+        c.id, like);
+    itest_expect(NULL, committed == total,
+                 "%ld events committed, want %d (the kill comes after COMMIT)",
+                 committed, total);
+    itest_expect(NULL, unmarked == want_killed,
+                 "%ld killed events left unmarked (pending, try 0), want %d",
+                 unmarked, want_killed);
+
+    /* The 30-second in-flight rule, passed. */
+    PQclear(itest_sql("UPDATE customer_events SET created_at = created_at - "
+                      "interval '31 seconds' WHERE consumer_id = $1 AND "
+                      "request_id LIKE $2",
+                      c.id, like));
+    double until = itest_now() + 20;
+    long pending;
+    while ((pending = itest_sql_long(
+                "SELECT count(*) FROM customer_events WHERE consumer_id = $1 "
+                "AND publish_status <> 'published'",
+                c.id)) > 0) {
+        if (itest_now() > until)
+            itest_failf("%ld events still not published by the relay", pending);
+        itest_sleep_ms(100);
+    }
+    itest_expect(NULL,
+                 itest_sql_long("SELECT count(*) FROM customer_events WHERE "
+                                "consumer_id = $1 AND request_id LIKE $2 AND "
+                                "publish_try_count = 1",
+                                c.id, like) == want_killed,
+                 "the relay's try is the killed events' first recorded one");
+
+    struct amqp_expected *exp;
+    size_t want = amqp_expected_sql(CREATED_AT_ORDER, c.id, &exp);
+    struct amqp_sub sub;
+    if (amqp_sub_open(&sub, queue) != 0) {
+        free(exp);
+        itest_failf("cannot consume from %s", queue);
+    }
+    struct amqp_tally tl;
+    amqp_sub_tally(&sub, exp, want, 15000, 1500, &tl);
+    amqp_sub_close(&sub);
+    size_t twice = 0, bad = 0;
+    for (size_t i = 0; i < want; i++) {
+        twice += exp[i].count == 2;
+        bad += exp[i].count < 1 || exp[i].count > 2;
+    }
+    free(exp);
+    printf("      queue: %zu messages, %zu distinct of %zu, %zu twice, "
+           "%zu unknown\n",
+           tl.total, tl.distinct, want, twice, tl.unknown);
+    itest_expect(NULL, tl.distinct == want && bad == 0 && tl.unknown == 0,
+                 "lost: %zu of %zu events never reached the queue",
+                 want - tl.distinct, want);
+    itest_expect(NULL, twice == (size_t)want_killed && tl.duplicates == twice,
+                 "%zu events reached the queue twice, want exactly the %d "
+                 "killed ones",
+                 twice, want_killed);
+}
+
 int
 main(void)
 {
@@ -1078,6 +1229,8 @@ main(void)
         cmocka_unit_test_teardown(two_relays_publish_every_event_once, restore),
         cmocka_unit_test_teardown(
             order_across_an_outage_is_kept_by_the_publisher, restore),
+        cmocka_unit_test_teardown(
+            worker_killed_between_confirm_and_mark_loses_no_event, restore),
     };
     return itest_exit(
         cmocka_run_group_tests_name("relay", tests, setup, teardown));

@@ -2,7 +2,7 @@
  * consumer/amqp_consume.c — see amqp_consume.h.
  */
 #include "amqp_consume.h"
-#include "../fcgi-app/mq/amqp_reply.h"
+#include "common/amqp_reply.h"
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>

@@ -3,9 +3,9 @@
  */
 #include "config.h"
 
-#include "../fcgi-app/core/log.h"
+#include "common/log.h"
 #include "../fcgi-app/mq/amqp_conn.h"
-#include "../fcgi-app/mq/amqp_urls.h"
+#include "common/amqp_urls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@ enum opt_type {
     OPT_NAME,   /* a consumer_name: ^[a-z0-9][a-z0-9_-]{0,62}$ */
     OPT_STRING, /* non-empty text */
     OPT_URL,    /* http:// or https:// */
-    OPT_AMQP,   /* amqp:// URLs, comma-separated (mq/amqp_urls.h) */
+    OPT_AMQP,   /* amqp:// URLs, comma-separated (common/amqp_urls.h) */
     OPT_INT,    /* integer within [min, max] */
     OPT_BOOL,   /* a flag without value; variable "1"/"0" */
     OPT_LEVEL,  /* debug, info, warn, error */

@@ -3,7 +3,7 @@
  */
 #include "event.h"
 
-#include "../fcgi-app/core/text.h"
+#include "common/text.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -22,7 +22,7 @@
  * short and the message requeued), held ones go back to the queue, exit 0.
  *
  * Output: one line per event on stdout (line-buffered), log lines on
- * stderr (core/log).  Neither ever holds the API key or the broker
+ * stderr (common/log).  Neither ever holds the API key or the broker
  * password.
  */
 #include "amqp_consume.h"
@@ -32,8 +32,8 @@
 #include "reorder.h"
 #include "state.h"
 
-#include "../fcgi-app/core/log.h"
-#include "../fcgi-app/core/version.h"
+#include "common/log.h"
+#include "common/version.h"
 
 #include <curl/curl.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
  * fcgi-app/http/auth.c — see auth.h.
  */
 #include "auth.h"
-#include "../core/text.h"
+#include "common/text.h"
 #include "../db/api_keys_db.h"
 
 #include <string.h>

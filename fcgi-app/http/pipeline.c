@@ -9,8 +9,8 @@
  * published and the answer is written.
  */
 #include "pipeline.h"
-#include "../core/log.h"
-#include "../core/strbuf.h"
+#include "common/log.h"
+#include "common/strbuf.h"
 #include "../handlers/handler.h"
 #include "../metrics/metrics.h"
 #include "../outbox/after_commit.h"

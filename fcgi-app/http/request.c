@@ -2,8 +2,8 @@
  * fcgi-app/http/request.c — FastCGI params, the body, and the input object.
  */
 #include "request.h"
-#include "../core/strbuf.h"
-#include "../core/text.h"
+#include "common/strbuf.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <math.h>

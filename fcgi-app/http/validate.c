@@ -2,8 +2,8 @@
  * fcgi-app/http/validate.c — see validate.h.
  */
 #include "validate.h"
-#include "../core/strbuf.h"
-#include "../core/text.h"
+#include "common/strbuf.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,9 +2,9 @@
  * fcgi-app/mq/amqp_conn.c — see amqp_conn.h.
  */
 #include "amqp_conn.h"
-#include "amqp_reply.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/amqp_reply.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>

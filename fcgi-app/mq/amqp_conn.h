@@ -14,7 +14,7 @@
  * (the broker's connection.close at shutdown, or EOF) counts as stale and is
  * replaced before use.  Nothing here touches the database.
  *
- * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list, mq/amqp_urls.h):
+ * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list, common/amqp_urls.h):
  * mq_conn_open() tries them in turn, each bounded by the timeout, starting
  * at the node after the last one it connected to, so a node whose
  * connection was lost (or went stale) is tried last, not first.  It stays
@@ -25,8 +25,8 @@
 #ifndef FI_AMQP_CONN_H
 #define FI_AMQP_CONN_H
 
-#include "../core/strbuf.h"
-#include "amqp_urls.h"
+#include "common/strbuf.h"
+#include "common/amqp_urls.h"
 
 #include <amqp.h>
 #include <stdbool.h>

@@ -2,8 +2,8 @@
  * fcgi-app/outbox/publisher.c — see publisher.h.
  */
 #include "publisher.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "../db/consumers_db.h"
 #include "../metrics/metrics.h"
 

@@ -30,7 +30,7 @@
 #include "reqlog.h"
 #include "util.h"
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <curl/curl.h>
 #include <getopt.h>

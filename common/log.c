@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/log.c — see log.h.
+ * common/log.c — see log.h.
  */
 #include "log.h"
 #include "strbuf.h"

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/clock.h — the monotonic clock in milliseconds, for
+ * common/clock.h — the monotonic clock in milliseconds, for
  * deadlines and intervals (never for timestamps that leave the process).
  */
 #ifndef FI_CLOCK_H

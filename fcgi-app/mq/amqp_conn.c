@@ -2,16 +2,15 @@
  * fcgi-app/mq/amqp_conn.c — see amqp_conn.h.
  */
 #include "amqp_conn.h"
+#include "common/amqp_open.h"
 #include "common/amqp_reply.h"
 #include "common/clock.h"
 #include "common/log.h"
 
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define MQ_CHANNEL 1
 
@@ -94,13 +93,6 @@ mq_result_label(enum mq_result r)
     return "connection";
 }
 
-static struct timeval
-tv_ms(long ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 /* Anything readable on an idle connection means the broker is closing it
  * (connection.close at shutdown) or has gone (EOF).  Never waits. */
 static bool
@@ -126,50 +118,27 @@ static int
 open_node(struct mq_conn *m, const struct amqp_node *node,
           struct strbuf *reason)
 {
-    const struct amqp_connection_info *info = &node->info;
-    struct timeval tv = tv_ms(m->timeout_ms);
-    amqp_socket_t *sock;
-
-    m->conn = amqp_new_connection();
-    if (m->conn == NULL || (sock = amqp_tcp_socket_new(m->conn)) == NULL) {
-        sb_puts(reason, "out of memory creating the AMQP connection");
-        goto fail;
-    }
-    int rc = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
-    if (rc != AMQP_STATUS_OK) {
+    const struct amqp_open_opts opts = {
+        .timeout_ms = m->timeout_ms,
+        .heartbeat_s = 0, /* see the header */
+        /* A broker that stops reading (flow control, a dead host) must
+         * not block a publish for ever: sends time out like confirms do. */
+        .send_timeout = true,
         /* The reason is stored in the outbox, which consumers read: the
          * broker's address goes to the log only (the caller's). */
-        sb_printf(reason, "Cannot connect to the broker: %s",
-                  amqp_error_string2(rc));
-        goto fail;
-    }
-    /* A broker that stops reading (flow control, a dead host) must not
-     * block a publish for ever: sends time out like confirms do. */
-    setsockopt(amqp_get_sockfd(m->conn), SOL_SOCKET, SO_SNDTIMEO, &tv,
-               sizeof tv);
-    /* The handshake timeout bounds the whole login, so a node that
-     * accepts TCP but never answers (a paused broker) costs one timeout. */
-    amqp_set_handshake_timeout(m->conn, &tv);
-    amqp_set_rpc_timeout(m->conn, &tv);
-    /* heartbeat 0: see the header */
-    if (!amqp_reply_ok(amqp_login(m->conn, info->vhost, 0, 131072, 0,
-                                  AMQP_SASL_METHOD_PLAIN, info->user,
-                                  info->password),
-                       "login", reason))
-        goto fail;
-    amqp_channel_open(m->conn, MQ_CHANNEL);
-    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "channel.open", reason))
-        goto fail;
+        .unreachable = "Cannot connect to the broker",
+    };
+
+    m->conn = amqp_node_open(node, &opts, MQ_CHANNEL, reason);
+    if (m->conn == NULL)
+        return -1;
     amqp_confirm_select(m->conn, MQ_CHANNEL);
-    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason))
-        goto fail;
-    return 0;
-fail:
-    if (m->conn != NULL) {
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason)) {
         amqp_destroy_connection(m->conn);
         m->conn = NULL;
+        return -1;
     }
-    return -1;
+    return 0;
 }
 
 enum mq_result
@@ -353,7 +322,7 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
             fail = MQ_TIMEOUT;
             break;
         }
-        struct timeval tv = tv_ms((long)left);
+        struct timeval tv = amqp_tv_ms((long)left);
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(m->conn, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT)
@@ -518,8 +487,8 @@ mq_conn_declare_consumer(struct mq_conn *m, const char *name,
     struct strbuf queue = STRBUF_INIT, dlq = STRBUF_INIT, binding = STRBUF_INIT;
     int rc = -1;
 
-    sb_printf(&queue, MQ_QUEUE_PREFIX "%s", name);
-    sb_printf(&dlq, MQ_QUEUE_PREFIX "%s_DLQ", name);
+    mq_queue_name(&queue, name, false);
+    mq_queue_name(&dlq, name, true);
     sb_printf(&binding, "%s.#", name);
     if (queue.oom || dlq.oom || binding.oom) {
         sb_puts(reason, "out of memory declaring a queue");

@@ -14,10 +14,10 @@
  * (the broker's connection.close at shutdown, or EOF) counts as stale and is
  * replaced before use.  Nothing here touches the database.
  *
- * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list, common/amqp_urls.h):
- * mq_conn_open() tries them in turn, each bounded by the timeout, starting
- * at the node after the last one it connected to, so a node whose
- * connection was lost (or went stale) is tried last, not first.  It stays
+ * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list,
+ * common/amqp_urls.h): mq_conn_open() tries them in turn, each bounded by the
+ * timeout, starting at the node after the last one it connected to, so a node
+ * whose connection was lost (or went stale) is tried last, not first.  It stays
  * on the node that answered until that connection is lost.  Logs name a
  * node by host:port only; failure reasons name none (they are stored in
  * the outbox, which consumers read).
@@ -25,19 +25,14 @@
 #ifndef FI_AMQP_CONN_H
 #define FI_AMQP_CONN_H
 
-#include "common/strbuf.h"
 #include "common/amqp_urls.h"
+#include "common/strbuf.h"
+#include "common/topology.h"
 
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define MQ_EXCHANGE_EVENTS "fintegrate.events"
-#define MQ_EXCHANGE_DLX "fintegrate.dlx"
-#define MQ_QUEUE_PREFIX "customer_notification_"
-#define MQ_DELIVERY_LIMIT 5
-#define MQ_MAX_LENGTH 100000
 
 enum mq_result {
     MQ_OK = 0,

@@ -4,6 +4,7 @@
 #include "publisher.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/topology.h"
 #include "../db/consumers_db.h"
 #include "../metrics/metrics.h"
 

@@ -32,6 +32,7 @@
 #include "reorder.h"
 #include "state.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/version.h"
 
@@ -50,7 +51,6 @@
 #define FAILED_REPORT_TRIES 3
 #define RAW_MAX_BYTES ((size_t)64 * 1024)
 #define EXIT_FATAL 3
-#define ISO_LEN 40 /* 2025-10-23T14:34:51.467162Z and its NUL, with room */
 
 static volatile sig_atomic_t g_stop;
 
@@ -67,7 +67,7 @@ struct msg {
     struct event ev;
     char *body; /* owned */
     size_t len;
-    char received_at[ISO_LEN]; /* when it arrived, ISO 8601 */
+    char received_at[UTC_STAMP_LEN]; /* when it arrived, ISO 8601 */
     long delivery_count;
 };
 
@@ -83,42 +83,6 @@ struct app {
     long reconnect_ms; /* wait before the next connection attempt */
     unsigned long n_processed, n_duplicates, n_rejected, n_requeued;
 };
-
-/* ---------------------------------------------------------------- time */
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* 2025-10-23T14:34:51.467162Z (micro) or 2025-10-23T14:34:51.467Z. */
-static void
-iso_now(char out[ISO_LEN], bool micro)
-{
-    struct timespec ts;
-    struct tm tm;
-    char base[24];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (micro)
-        snprintf(out, ISO_LEN, "%s.%06uZ", base,
-                 (unsigned)(ts.tv_nsec / 1000) % 1000000u);
-    else
-        snprintf(out, ISO_LEN, "%s.%03uZ", base,
-                 (unsigned)(ts.tv_nsec / 1000000) % 1000u);
-}
 
 static bool
 stopping(const struct app *a)
@@ -157,8 +121,8 @@ print_event(const struct app *a, const char *verb, const struct msg *m,
             const char *note)
 {
     struct strbuf sb = STRBUF_INIT;
-    char ts[ISO_LEN];
-    iso_now(ts, false);
+    char ts[UTC_STAMP_LEN];
+    utc_stamp(ts, false);
     sb_printf(&sb, "%s %-9s ", ts, verb);
     event_describe(&m->ev, &sb);
     if (note != NULL)
@@ -177,8 +141,8 @@ static void
 print_rejected(const struct app *a, const struct msg *m, const char *reason)
 {
     struct strbuf sb = STRBUF_INIT;
-    char ts[ISO_LEN];
-    iso_now(ts, false);
+    char ts[UTC_STAMP_LEN];
+    utc_stamp(ts, false);
     sb_printf(&sb, "%s %-9s event=%s reason=", ts, "rejected",
               m->ev.event_id[0] ? m->ev.event_id : "-");
     event_quote(reason, strlen(reason), &sb);
@@ -439,7 +403,7 @@ on_delivery(struct app *a, struct amqpc_delivery *d)
     m->len = d->len;
     d->body = NULL;
     m->delivery_count = d->delivery_count;
-    iso_now(m->received_at, true);
+    utc_stamp(m->received_at, true);
 
     if (event_parse(&m->ev, m->body, m->len, d->message_id, &reason) < 0) {
         rc = reject_poison(a, m, sb_str(&reason));

@@ -3,6 +3,7 @@
  */
 #include "request.h"
 #include "common/strbuf.h"
+#include "common/clock.h"
 #include "common/text.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ int
 request_read(struct request *r, FCGX_Request *fcgx, struct app_err *err)
 {
     memset(r, 0, sizeof *r);
-    clock_gettime(CLOCK_MONOTONIC, &r->started);
+    r->started_us = mono_us();
     r->fcgx = fcgx;
     r->method = param(fcgx, "REQUEST_METHOD");
     r->path = param(fcgx, "DOCUMENT_URI");

@@ -19,6 +19,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY Makefile ./
 COPY fcgi-app/ fcgi-app/
+COPY common/ common/
 COPY consumer/ consumer/
 RUN make build
 

@@ -16,7 +16,8 @@ CC      ?= cc
 PKGS    := libpq librabbitmq jansson uuid fcgi libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-           -Wstrict-prototypes -Wformat=2 -fno-strict-aliasing -MMD -MP
+           -Wstrict-prototypes -Wformat=2 -fno-strict-aliasing -MMD -MP \
+           -I.
 LDLIBS  :=
 # make Q= shows the full command lines
 Q       ?= @
@@ -43,6 +44,13 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell pkg-config --cflags cmocka libcurl 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
 
+# common/: what the service, the consumer program and the tools share
+# (log, strbuf, text, clock, AMQP helpers, topology names), built once as
+# a static library.  Sources include it as "common/<name>.h" (-I.).
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+COMMON_LIB := $(BUILD)/libfintegrate-common.a
+
 APP_SRC   := $(sort $(wildcard fcgi-app/*/*.c))
 APP_OBJ   := $(APP_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ   := $(filter-out $(BUILD)/fcgi-app/proc/main.o,$(APP_OBJ))
@@ -64,7 +72,11 @@ build: bin/fintegrate-fcgi bin/fintegrate-consumer
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/fintegrate-fcgi: $(APP_OBJ)
+$(COMMON_LIB): $(COMMON_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/fintegrate-fcgi: $(APP_OBJ) $(COMMON_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
@@ -80,11 +92,11 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
-	    -o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	    -o $@ $< $(LIB_OBJ) $(COMMON_LIB) $(PKG_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	@mkdir -p $(dir $@)
@@ -94,11 +106,11 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 
 # test_db_rules drives db/db.c itself against the test stack's PostgreSQL.
 $(BUILD)/tests/integration/test_db_rules: tests/integration/test_db_rules.c \
-                                          $(ITEST_LIB) $(LIB_OBJ)
+                                          $(ITEST_LIB) $(LIB_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app $(LDFLAGS) \
-	    -o $@ $< $(ITEST_LIB) $(LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	    -o $@ $< $(ITEST_LIB) $(LIB_OBJ) $(COMMON_LIB) $(PKG_LIBS) $(TEST_LIBS)
 
 tests: $(UNIT_BIN) $(ITEST_BIN)
 
@@ -153,36 +165,38 @@ valgrind: build $(ITEST_BIN)
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem \
-	    -D__GNUC__ $(APP_SRC)
-	clang-tidy --quiet $(APP_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS)
+	    -D__GNUC__ -I. $(COMMON_SRC) $(APP_SRC)
+	clang-tidy --quiet $(COMMON_SRC) $(APP_SRC) -- \
+	    $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS)
+
+FMT_SRC := $(COMMON_SRC) $(wildcard common/*.h) $(APP_SRC) \
+           $(wildcard fcgi-app/*/*.h)
 
 format:
-	clang-format -i $(APP_SRC) $(wildcard fcgi-app/*/*.h)
+	clang-format -i $(FMT_SRC)
 
 format-check:
-	clang-format --dry-run --Werror $(APP_SRC) $(wildcard fcgi-app/*/*.h)
+	clang-format --dry-run --Werror $(FMT_SRC)
 
 clean:
 	rm -rf build bin
 
--include $(APP_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(APP_OBJ:.o=.d)
 # test binaries are compiled and linked in one step: their .d sits beside them
 -include $(UNIT_BIN:=.d) $(ITEST_BIN:=.d) $(ITEST_LIB:.o=.d)
 
 # ---- consumer program (issue 6) ---------------------------------------------
-# bin/fintegrate-consumer from consumer/*.c plus the fcgi-app/core objects it
-# reuses; its unit tests (test_reorder, test_consumer_*) link consumer/ minus
-# main.o on top of the service's objects.
+# bin/fintegrate-consumer from consumer/*.c and the common library (it
+# includes nothing of fcgi-app/); its unit tests (test_reorder,
+# test_consumer_*) link consumer/ minus main.o.
 CONSUMER_SRC      := $(sort $(wildcard consumer/*.c))
 CONSUMER_OBJ      := $(CONSUMER_SRC:%.c=$(BUILD)/%.o)
 CONSUMER_LIB_OBJ  := $(filter-out $(BUILD)/consumer/main.o,$(CONSUMER_OBJ))
-CONSUMER_CORE_OBJ := $(addprefix $(BUILD)/fcgi-app/core/,log.o strbuf.o text.o) \
-                     $(BUILD)/fcgi-app/mq/amqp_reply.o $(BUILD)/fcgi-app/mq/amqp_urls.o
 CONSUMER_LIBS     := $(PKG_LIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
 CONSUMER_UNIT_BIN := $(addprefix $(BUILD)/tests/unit/,test_reorder \
                      $(notdir $(basename $(wildcard tests/unit/test_consumer_*.c))))
 
-$(BUILD)/fintegrate-consumer: $(CONSUMER_OBJ) $(CONSUMER_CORE_OBJ)
+$(BUILD)/fintegrate-consumer: $(CONSUMER_OBJ) $(COMMON_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CONSUMER_LIBS) $(LDLIBS)
 
@@ -190,11 +204,12 @@ bin/fintegrate-consumer: $(BUILD)/fintegrate-consumer FORCE
 	@mkdir -p bin
 	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
 
-$(CONSUMER_UNIT_BIN): $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ) $(CONSUMER_LIB_OBJ)
+$(CONSUMER_UNIT_BIN): $(BUILD)/tests/unit/%: tests/unit/%.c $(CONSUMER_LIB_OBJ) \
+                      $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -Ifcgi-app -I. $(LDFLAGS) \
-	    -o $@ $< $(LIB_OBJ) $(CONSUMER_LIB_OBJ) $(PKG_LIBS) $(TEST_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) \
+	    -o $@ $< $(CONSUMER_LIB_OBJ) $(COMMON_LIB) $(CONSUMER_LIBS) $(TEST_LIBS)
 
 # make lint / format / format-check cover consumer/ too
 .PHONY: consumer-lint consumer-format consumer-format-check
@@ -205,7 +220,7 @@ format-check: consumer-format-check
 consumer-lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem \
-	    -D__GNUC__ $(CONSUMER_SRC)
+	    -D__GNUC__ -I. $(CONSUMER_SRC)
 	clang-tidy --quiet $(CONSUMER_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) \
 	    $(PKG_CFLAGS) $(shell pkg-config --cflags libcurl 2>/dev/null)
 
@@ -219,12 +234,12 @@ consumer-format-check:
 
 # ---- chaos tool (issue 11) --------------------------------------------------
 # bin/fintegrate-chaos (load driver, reporter, verifier of scripts/chaos.sh)
-# from tests/chaos/*.c plus core/strbuf.o; its unit tests (test_chaos_*)
+# from tests/chaos/*.c and the common library; its unit tests (test_chaos_*)
 # link tests/chaos/ minus main.o.
 CHAOS_SRC      := $(sort $(wildcard tests/chaos/*.c))
 CHAOS_OBJ      := $(CHAOS_SRC:%.c=$(BUILD)/%.o)
 CHAOS_LIB_OBJ  := $(filter-out $(BUILD)/tests/chaos/main.o,$(CHAOS_OBJ)) \
-                  $(BUILD)/fcgi-app/core/strbuf.o
+                  $(COMMON_LIB)
 CHAOS_LIBS     := $(shell pkg-config --libs libcurl libpq jansson uuid 2>/dev/null) -lm
 CHAOS_UNIT_BIN := $(addprefix $(BUILD)/tests/unit/,\
                   $(notdir $(basename $(wildcard tests/unit/test_chaos_*.c))))
@@ -234,7 +249,7 @@ CHAOS_FMT      := $(CHAOS_SRC) $(wildcard tests/chaos/*.h tests/unit/test_chaos_
 chaos-tool: bin/fintegrate-chaos
 tests: chaos-tool
 
-$(BUILD)/tests/chaos/fintegrate-chaos: $(CHAOS_OBJ) $(BUILD)/fcgi-app/core/strbuf.o
+$(BUILD)/tests/chaos/fintegrate-chaos: $(CHAOS_OBJ) $(COMMON_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHAOS_LIBS) $(LDLIBS)
 
@@ -255,7 +270,7 @@ format-check: chaos-format-check
 chaos-lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem \
-	    -D__GNUC__ $(CHAOS_SRC)
+	    -D__GNUC__ -I. $(CHAOS_SRC)
 	clang-tidy --quiet $(CHAOS_SRC) -- $(filter-out -MMD -MP,$(CFLAGS)) \
 	    $(PKG_CFLAGS) $(TEST_CFLAGS)
 
@@ -280,7 +295,7 @@ chaos-format-check:
 FUZZ_TARGET_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES      := $(FUZZ_TARGET_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_COMMON     := $(BUILD)/tests/fuzz/common.o
-FUZZ_LIB_OBJ    := $(LIB_OBJ) $(CONSUMER_LIB_OBJ)
+FUZZ_LIB_OBJ    := $(LIB_OBJ) $(CONSUMER_LIB_OBJ) $(COMMON_LIB)
 FUZZ_LIBS       := $(CONSUMER_LIBS)
 FUZZ_REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/unit/test_fuzz_%)
 FUZZ_BIN        := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)

@@ -2,10 +2,10 @@
  * consumer/amqp_consume.c — see amqp_consume.h.
  */
 #include "amqp_consume.h"
-#include "../fcgi-app/mq/amqp_reply.h"
+#include "common/amqp_open.h"
+#include "common/amqp_reply.h"
 
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +13,6 @@
 
 #define AMQPC_CHANNEL 1
 #define AMQPC_RPC_TIMEOUT_MS 5000
-
-static struct timeval
-tv_ms(long ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
 
 int
 amqpc_init(struct amqpc *c, const char *url, const char *queue,
@@ -65,26 +58,7 @@ static int
 connect_node(struct amqpc *c, const struct amqp_node *node,
              struct strbuf *reason)
 {
-    const struct amqp_connection_info *info = &node->info;
-    struct timeval tv = tv_ms(AMQPC_RPC_TIMEOUT_MS);
-    amqp_socket_t *sock;
     int rc = -1;
-
-    c->conn = amqp_new_connection();
-    if (c->conn == NULL || (sock = amqp_tcp_socket_new(c->conn)) == NULL) {
-        sb_puts(reason, "out of memory creating the AMQP connection");
-        goto out;
-    }
-    int st = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
-    if (st != AMQP_STATUS_OK) {
-        sb_printf(reason, "cannot connect to the broker at %s: %s", node->where,
-                  amqp_error_string2(st));
-        goto out;
-    }
-    /* the handshake timeout bounds the whole login: a node that accepts
-     * TCP but never answers costs one timeout, then the next is tried */
-    amqp_set_handshake_timeout(c->conn, &tv);
-    amqp_set_rpc_timeout(c->conn, &tv);
 
     /* connection_name shows in the management UI; consumer_cancel_notify
      * lets the broker tell us when our consumer is cancelled (queue
@@ -102,15 +76,17 @@ connect_node(struct amqpc *c, const struct amqp_node *node,
                    .value = {.table = {1, caps}}}},
     };
     amqp_table_t properties = {2, props};
-    if (!amqp_reply_ok(amqp_login_with_properties(
-                           c->conn, info->vhost, 0, 131072, AMQPC_HEARTBEAT_S,
-                           &properties, AMQP_SASL_METHOD_PLAIN, info->user,
-                           info->password),
-                       "login", reason))
-        goto out;
-    amqp_channel_open(c->conn, AMQPC_CHANNEL);
-    if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "channel.open", reason))
-        goto out;
+    const struct amqp_open_opts opts = {
+        .timeout_ms = AMQPC_RPC_TIMEOUT_MS,
+        .heartbeat_s = AMQPC_HEARTBEAT_S,
+        .client_properties = &properties,
+        .unreachable = "cannot connect to the broker",
+        .where = node->where,
+    };
+
+    c->conn = amqp_node_open(node, &opts, AMQPC_CHANNEL, reason);
+    if (c->conn == NULL)
+        return -1;
     amqp_basic_qos(c->conn, AMQPC_CHANNEL, 0, (uint16_t)c->prefetch, 0);
     if (!amqp_reply_ok(amqp_get_rpc_reply(c->conn), "basic.qos", reason))
         goto out;
@@ -264,7 +240,7 @@ amqpc_next(struct amqpc *c, long timeout_ms, struct amqpc_delivery *d,
            struct strbuf *reason)
 {
     amqp_envelope_t env;
-    struct timeval tv = tv_ms(timeout_ms < 0 ? 0 : timeout_ms);
+    struct timeval tv = amqp_tv_ms(timeout_ms < 0 ? 0 : timeout_ms);
 
     memset(d, 0, sizeof *d);
     if (c->conn == NULL) {

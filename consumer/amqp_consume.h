@@ -15,7 +15,7 @@
  * connection does not break.
  *
  * Several nodes: the URL may be a comma-separated list of the nodes of one
- * cluster (fcgi-app/mq/amqp_urls.h).  amqpc_connect tries them in turn,
+ * cluster (common/amqp_urls.h).  amqpc_connect tries them in turn,
  * starting at the node after the one it was last connected to, so after a
  * lost connection the node that was lost is tried last; the caller's
  * reconnect loop (with its back-off) thus cycles through the list.
@@ -30,8 +30,8 @@
 #ifndef FC_AMQP_CONSUME_H
 #define FC_AMQP_CONSUME_H
 
-#include "../fcgi-app/core/strbuf.h"
-#include "../fcgi-app/mq/amqp_urls.h"
+#include "common/strbuf.h"
+#include "common/amqp_urls.h"
 
 #include <amqp.h>
 #include <stdbool.h>

@@ -3,9 +3,9 @@
  */
 #include "config.h"
 
-#include "../fcgi-app/core/log.h"
-#include "../fcgi-app/mq/amqp_conn.h"
-#include "../fcgi-app/mq/amqp_urls.h"
+#include "common/log.h"
+#include "common/topology.h"
+#include "common/amqp_urls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@ enum opt_type {
     OPT_NAME,   /* a consumer_name: ^[a-z0-9][a-z0-9_-]{0,62}$ */
     OPT_STRING, /* non-empty text */
     OPT_URL,    /* http:// or https:// */
-    OPT_AMQP,   /* amqp:// URLs, comma-separated (mq/amqp_urls.h) */
+    OPT_AMQP,   /* amqp:// URLs, comma-separated (common/amqp_urls.h) */
     OPT_INT,    /* integer within [min, max] */
     OPT_BOOL,   /* a flag without value; variable "1"/"0" */
     OPT_LEVEL,  /* debug, info, warn, error */
@@ -92,22 +92,6 @@ is_key_text(const char *s)
     return true;
 }
 
-static bool
-is_consumer_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static const char *
 row_label(const struct opt_row *r, bool from_flag)
 {
@@ -124,10 +108,9 @@ set_row(struct consumer_config *cfg, const struct opt_row *r, const char *raw,
 
     switch (r->type) {
     case OPT_NAME:
-        if (!is_consumer_name(raw)) {
+        if (!is_consumer_name(raw, strlen(raw))) {
             sb_printf(err,
-                      "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
-                      "(got \"%.64s\")",
+                      "%s must match " CONSUMER_NAME_RULE " (got \"%.64s\")",
                       label, raw);
             return -1;
         }
@@ -354,7 +337,7 @@ consumer_config_load(struct consumer_config *cfg, int argc, char *const argv[],
     }
 
     struct strbuf q = STRBUF_INIT;
-    sb_printf(&q, MQ_QUEUE_PREFIX "%s", cfg->name);
+    mq_queue_name(&q, cfg->name, false);
     cfg->queue = sb_steal(&q);
     if (cfg->queue == NULL) {
         sb_puts(err, "out of memory");

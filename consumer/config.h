@@ -12,12 +12,12 @@
  *
  * Ownership: strings in struct consumer_config are owned by it
  * (consumer_config_free, safe to call twice; it wipes the key).
- * Depends on core/strbuf and core/log only.
+ * Depends on common/strbuf and common/log only.
  */
 #ifndef FC_CONFIG_H
 #define FC_CONFIG_H
 
-#include "../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  */
 #include "confirm.h"
 
-#include "../fcgi-app/core/version.h"
+#include "common/version.h"
 
 #include <curl/curl.h>
 #include <jansson.h>

@@ -25,7 +25,7 @@
 #ifndef FC_CONFIRM_H
 #define FC_CONFIRM_H
 
-#include "../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 

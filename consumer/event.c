@@ -3,7 +3,7 @@
  */
 #include "event.h"
 
-#include "../fcgi-app/core/text.h"
+#include "common/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +127,19 @@ quote_value(struct strbuf *out, const json_t *v)
     free(text);
 }
 
+/* Appends "<rule> (got <value>)", "nothing" for no value; returns -1. */
+static int
+refuse(struct strbuf *reason, const char *rule, const json_t *v)
+{
+    sb_printf(reason, "%s (got ", rule);
+    if (v != NULL)
+        quote_value(reason, v);
+    else
+        sb_puts(reason, "nothing");
+    sb_puts(reason, ")");
+    return -1;
+}
+
 static bool
 take_uuid(const char *s, char out[37])
 {
@@ -182,10 +195,7 @@ event_parse(struct event *ev, const char *body, size_t len,
         return -1;
     }
     if (!take_uuid(json_string_value(v), ev->event_id)) {
-        sb_puts(reason, "event_id must be a UUID (got ");
-        quote_value(reason, v);
-        sb_puts(reason, ")");
-        return -1;
+        return refuse(reason, "event_id must be a UUID", v);
     }
 
     v = json_object_get(ev->root, "schema_version");
@@ -205,25 +215,13 @@ event_parse(struct event *ev, const char *body, size_t len,
     const char *type = json_string_value(v);
     if (type == NULL || type[0] == '\0' ||
         strlen(type) >= sizeof ev->event_type) {
-        sb_puts(reason, "event_type must be a non-empty string (got ");
-        if (v != NULL)
-            quote_value(reason, v);
-        else
-            sb_puts(reason, "nothing");
-        sb_puts(reason, ")");
-        return -1;
+        return refuse(reason, "event_type must be a non-empty string", v);
     }
     memcpy(ev->event_type, type, strlen(type) + 1);
 
     v = json_object_get(ev->root, "sequence");
     if (!json_is_integer(v) || json_integer_value(v) < 1) {
-        sb_puts(reason, "sequence must be an integer of at least 1 (got ");
-        if (v != NULL)
-            quote_value(reason, v);
-        else
-            sb_puts(reason, "nothing");
-        sb_puts(reason, ")");
-        return -1;
+        return refuse(reason, "sequence must be an integer of at least 1", v);
     }
     ev->sequence = (int64_t)json_integer_value(v);
 
@@ -232,10 +230,7 @@ event_parse(struct event *ev, const char *body, size_t len,
     v = json_object_get(ev->root, "customer_id");
     if (v != NULL && !json_is_null(v) &&
         !take_uuid(json_string_value(v), ev->customer_key)) {
-        sb_puts(reason, "customer_id must be a UUID or null (got ");
-        quote_value(reason, v);
-        sb_puts(reason, ")");
-        return -1;
+        return refuse(reason, "customer_id must be a UUID or null", v);
     }
     return 0;
 }

@@ -12,12 +12,12 @@
  * the AMQP message_id property) is still filled in so it can be reported
  * `failed`.
  *
- * Pure: jansson and core/strbuf, core/text only; no I/O.
+ * Pure: jansson and common/strbuf, common/text only; no I/O.
  */
 #ifndef FC_EVENT_H
 #define FC_EVENT_H
 
-#include "../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <jansson.h>
 #include <stdbool.h>

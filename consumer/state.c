@@ -9,8 +9,8 @@
  */
 #include "state.h"
 
-#include "../fcgi-app/core/log.h"
-#include "../fcgi-app/core/text.h"
+#include "common/log.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <fcntl.h>

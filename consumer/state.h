@@ -35,12 +35,12 @@
  * Ownership: state_open returns an owned handle (state_close releases it,
  * the lock included; safe on NULL).  Strings passed in are copied.  The
  * clock is passed in (unix milliseconds), so retention unit-tests.  Uses
- * core/log for warnings; nothing here touches the network.
+ * common/log for warnings; nothing here touches the network.
  */
 #ifndef FC_STATE_H
 #define FC_STATE_H
 
-#include "../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

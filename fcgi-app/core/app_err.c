@@ -2,7 +2,7 @@
  * fcgi-app/core/app_err.c — see app_err.h.
  */
 #include "app_err.h"
-#include "strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * fcgi-app/core/config.c — the configuration table and its loader.
  */
 #include "config.h"
-#include "log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * fcgi-app/db/analytics_db.c — see analytics_db.h.
  */
 #include "analytics_db.h"
-#include "../core/text.h"
+#include "common/text.h"
 
 DB_STMT(
     analytics_snapshot, 3,

@@ -8,9 +8,9 @@
  * network do.
  */
 #include "db.h"
-#include "../core/clock.h"
-#include "../core/log.h"
-#include "../core/strbuf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/strbuf.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -2,8 +2,8 @@
  * fcgi-app/db/outbox_db.c — see outbox_db.h.
  */
 #include "outbox_db.h"
-#include "../core/strbuf.h"
-#include "../core/text.h"
+#include "common/strbuf.h"
+#include "common/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

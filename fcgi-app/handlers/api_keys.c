@@ -10,7 +10,7 @@
  */
 #include "handler.h"
 #include "../core/apikey.h"
-#include "../core/text.h"
+#include "common/text.h"
 #include "../db/api_keys_db.h"
 #include "../db/consumers_db.h"
 

@@ -6,7 +6,7 @@
  * written in the transaction of the change.
  */
 #include "handler.h"
-#include "../core/text.h"
+#include "common/text.h"
 #include "../db/consumers_db.h"
 
 #include <string.h>

@@ -7,7 +7,7 @@
  * the administrator makes the change.
  */
 #include "handler.h"
-#include "../core/text.h"
+#include "common/text.h"
 #include "../db/customers_db.h"
 #include "../db/tags_db.h"
 

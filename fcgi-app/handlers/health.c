@@ -6,7 +6,7 @@
  * cannot hold a worker here.
  */
 #include "handler.h"
-#include "../core/version.h"
+#include "common/version.h"
 
 int
 health_get(struct ctx *c, json_t **data, struct app_err *err)

@@ -2,7 +2,8 @@
  * fcgi-app/http/auth.c — see auth.h.
  */
 #include "auth.h"
-#include "../core/text.h"
+#include "common/clock.h"
+#include "common/text.h"
 #include "../db/api_keys_db.h"
 
 #include <string.h>
@@ -21,9 +22,7 @@ static struct cache_entry cache[AUTH_CACHE_SLOTS];
 static time_t
 mono_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1; /* never 0, which marks an empty slot */
+    return (time_t)(mono_ms() / 1000) + 1; /* never 0: an empty slot */
 }
 
 void

@@ -3,7 +3,7 @@
  */
 #include "envelope.h"
 #include "../core/http_status.h"
-#include "../core/text.h"
+#include "common/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

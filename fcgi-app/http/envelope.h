@@ -13,7 +13,7 @@
 #ifndef FI_ENVELOPE_H
 #define FI_ENVELOPE_H
 
-#include "../core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <fcgiapp.h>
 #include <jansson.h>

@@ -2,8 +2,8 @@
  * fcgi-app/http/idempotency.c — see idempotency.h.
  */
 #include "idempotency.h"
-#include "../core/log.h"
-#include "../core/text.h"
+#include "common/log.h"
+#include "common/text.h"
 
 #include <jansson.h>
 #include <signal.h>

@@ -38,7 +38,7 @@
 #define FI_IDEMPOTENCY_H
 
 #include "../core/app_err.h"
-#include "../core/strbuf.h"
+#include "common/strbuf.h"
 #include "../db/db.h"
 #include "../db/idempotency_db.h"
 #include "request.h"

@@ -9,8 +9,9 @@
  * published and the answer is written.
  */
 #include "pipeline.h"
-#include "../core/log.h"
-#include "../core/strbuf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/strbuf.h"
 #include "../handlers/handler.h"
 #include "../metrics/metrics.h"
 #include "../outbox/after_commit.h"
@@ -21,16 +22,6 @@
 #include "router.h"
 
 #include <string.h>
-#include <time.h>
-
-static double
-elapsed_ms(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
-           (double)(now.tv_nsec - start->tv_nsec) / 1e6;
-}
 
 /* Runs the gate and the handler; returns the status, with *data or err,
  * and *events (owned) the ids of the events the handler wrote. */
@@ -178,7 +169,7 @@ pipeline_serve(struct pipeline *p, FCGX_Request *fcgx)
     }
 
     /* One line per request; never the key, never the query string. */
-    double ms = elapsed_ms(&req.started);
+    double ms = (double)(mono_us() - req.started_us) / 1e3;
     int route_index = route ? (int)(route - routes)
                             : router_path_index(routes, routes_count, req.path);
     if (route == NULL && route_index >= 0)

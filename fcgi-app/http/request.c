@@ -2,8 +2,9 @@
  * fcgi-app/http/request.c — FastCGI params, the body, and the input object.
  */
 #include "request.h"
-#include "../core/strbuf.h"
-#include "../core/text.h"
+#include "common/strbuf.h"
+#include "common/clock.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -46,7 +47,7 @@ int
 request_read(struct request *r, FCGX_Request *fcgx, struct app_err *err)
 {
     memset(r, 0, sizeof *r);
-    clock_gettime(CLOCK_MONOTONIC, &r->started);
+    r->started_us = mono_us();
     r->fcgx = fcgx;
     r->method = param(fcgx, "REQUEST_METHOD");
     r->path = param(fcgx, "DOCUMENT_URI");

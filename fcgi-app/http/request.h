@@ -14,7 +14,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
 
 /* Hard cap on a request body; nginx enforces the same 64 KiB first. */
 #define REQUEST_MAX_BODY 65536 /* 64 KiB */
@@ -28,7 +27,7 @@ struct request {
     char request_id[129]; /* nginx's id, the client's valid one, or new */
     char *body;           /* owned; NUL-terminated; NULL when empty */
     size_t body_len;
-    struct timespec started; /* CLOCK_MONOTONIC */
+    long long started_us; /* mono_us() when it arrived */
 };
 
 /* Reads params and the body (up to REQUEST_MAX_BODY; more is a 413 in

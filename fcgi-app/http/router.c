@@ -2,7 +2,7 @@
  * fcgi-app/http/router.c — route lookup: 404 vs 405 (with Allow).
  */
 #include "router.h"
-#include "../core/text.h"
+#include "common/text.h"
 
 #include <string.h>
 

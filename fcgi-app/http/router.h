@@ -18,7 +18,7 @@
 #define FI_ROUTER_H
 
 #include "../core/app_err.h"
-#include "../core/strbuf.h"
+#include "common/strbuf.h"
 #include "validate.h"
 
 #include <jansson.h>

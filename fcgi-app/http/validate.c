@@ -2,8 +2,9 @@
  * fcgi-app/http/validate.c — see validate.h.
  */
 #include "validate.h"
-#include "../core/strbuf.h"
-#include "../core/text.h"
+#include "common/strbuf.h"
+#include "common/text.h"
+#include "common/topology.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -80,21 +81,6 @@ is_tag_key(const char *s, size_t n)
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool
-is_consumer_name(const char *s, size_t n)
-{
-    if (n < 1 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
             return false;
     }
     return true;
@@ -202,7 +188,7 @@ check_string(const char *name, enum field_type type, long min, long max,
         if (!is_consumer_name(s, n)) {
             struct strbuf rule = STRBUF_INIT;
             sb_printf(&rule,
-                      "%s must match ^[a-z0-9][a-z0-9_-]{0,62}$ "
+                      "%s must match " CONSUMER_NAME_RULE " "
                       "(lower-case letters, digits, '_' and '-', starting "
                       "with a letter or digit, at most 63)",
                       name);

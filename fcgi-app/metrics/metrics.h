@@ -15,7 +15,7 @@
 #ifndef FI_METRICS_H
 #define FI_METRICS_H
 
-#include "../core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

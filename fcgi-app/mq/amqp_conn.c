@@ -2,16 +2,15 @@
  * fcgi-app/mq/amqp_conn.c — see amqp_conn.h.
  */
 #include "amqp_conn.h"
-#include "amqp_reply.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/amqp_open.h"
+#include "common/amqp_reply.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define MQ_CHANNEL 1
 
@@ -76,31 +75,6 @@ mq_conn_is_open(const struct mq_conn *m)
     return m->conn != NULL;
 }
 
-const char *
-mq_result_label(enum mq_result r)
-{
-    switch (r) {
-    case MQ_OK:
-        return "ok";
-    case MQ_NACK:
-        return "nack";
-    case MQ_RETURNED:
-        return "returned";
-    case MQ_TIMEOUT:
-        return "timeout";
-    case MQ_CONNECTION:
-        return "connection";
-    }
-    return "connection";
-}
-
-static struct timeval
-tv_ms(long ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 /* Anything readable on an idle connection means the broker is closing it
  * (connection.close at shutdown) or has gone (EOF).  Never waits. */
 static bool
@@ -126,50 +100,27 @@ static int
 open_node(struct mq_conn *m, const struct amqp_node *node,
           struct strbuf *reason)
 {
-    const struct amqp_connection_info *info = &node->info;
-    struct timeval tv = tv_ms(m->timeout_ms);
-    amqp_socket_t *sock;
-
-    m->conn = amqp_new_connection();
-    if (m->conn == NULL || (sock = amqp_tcp_socket_new(m->conn)) == NULL) {
-        sb_puts(reason, "out of memory creating the AMQP connection");
-        goto fail;
-    }
-    int rc = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
-    if (rc != AMQP_STATUS_OK) {
+    const struct amqp_open_opts opts = {
+        .timeout_ms = m->timeout_ms,
+        .heartbeat_s = 0, /* see the header */
+        /* A broker that stops reading (flow control, a dead host) must
+         * not block a publish for ever: sends time out like confirms do. */
+        .send_timeout = true,
         /* The reason is stored in the outbox, which consumers read: the
          * broker's address goes to the log only (the caller's). */
-        sb_printf(reason, "Cannot connect to the broker: %s",
-                  amqp_error_string2(rc));
-        goto fail;
-    }
-    /* A broker that stops reading (flow control, a dead host) must not
-     * block a publish for ever: sends time out like confirms do. */
-    setsockopt(amqp_get_sockfd(m->conn), SOL_SOCKET, SO_SNDTIMEO, &tv,
-               sizeof tv);
-    /* The handshake timeout bounds the whole login, so a node that
-     * accepts TCP but never answers (a paused broker) costs one timeout. */
-    amqp_set_handshake_timeout(m->conn, &tv);
-    amqp_set_rpc_timeout(m->conn, &tv);
-    /* heartbeat 0: see the header */
-    if (!amqp_reply_ok(amqp_login(m->conn, info->vhost, 0, 131072, 0,
-                                  AMQP_SASL_METHOD_PLAIN, info->user,
-                                  info->password),
-                       "login", reason))
-        goto fail;
-    amqp_channel_open(m->conn, MQ_CHANNEL);
-    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "channel.open", reason))
-        goto fail;
+        .unreachable = "Cannot connect to the broker",
+    };
+
+    m->conn = amqp_node_open(node, &opts, MQ_CHANNEL, reason);
+    if (m->conn == NULL)
+        return -1;
     amqp_confirm_select(m->conn, MQ_CHANNEL);
-    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason))
-        goto fail;
-    return 0;
-fail:
-    if (m->conn != NULL) {
+    if (!amqp_reply_ok(amqp_get_rpc_reply(m->conn), "confirm.select", reason)) {
         amqp_destroy_connection(m->conn);
         m->conn = NULL;
+        return -1;
     }
-    return -1;
+    return 0;
 }
 
 enum mq_result
@@ -217,95 +168,6 @@ mq_conn_open(struct mq_conn *m, struct strbuf *reason)
     return MQ_CONNECTION;
 }
 
-void
-confirm_batch_init(struct confirm_batch *b, struct mq_slot *slots, size_t n,
-                   uint64_t first_tag)
-{
-    b->slots = slots;
-    b->n = n;
-    b->first_tag = first_tag;
-    b->left = n;
-    for (size_t i = 0; i < n; i++) {
-        slots[i].settled = false;
-        slots[i].returned = false;
-        slots[i].result = MQ_TIMEOUT;
-    }
-}
-
-static void
-settle(struct confirm_batch *b, size_t i, enum mq_result r)
-{
-    if (b->slots[i].settled)
-        return;
-    b->slots[i].settled = true;
-    b->slots[i].result = r;
-    b->left--;
-}
-
-/* Settles the slots an ack or nack covers: its own tag, or with
- * `multiple` every tag up to it (a watermark). */
-static void
-settle_tags(struct confirm_batch *b, uint64_t tag, bool multiple, bool ack)
-{
-    if (tag < b->first_tag)
-        return; /* a tag of an earlier batch */
-    uint64_t last = tag - b->first_tag;
-    if (last >= b->n)
-        last = b->n - 1; /* beyond ours: cannot be, but stay in bounds */
-    uint64_t first = multiple ? 0 : last;
-    for (uint64_t i = first; i <= last; i++) {
-        enum mq_result r = MQ_NACK;
-        if (ack)
-            r = b->slots[i].returned ? MQ_RETURNED : MQ_OK;
-        settle(b, (size_t)i, r);
-    }
-}
-
-enum confirm_step
-confirm_batch_on_frame(struct confirm_batch *b, uint32_t method,
-                       uint64_t delivery_tag, bool multiple,
-                       const char *returned_id)
-{
-    switch (method) {
-    case AMQP_BASIC_ACK_METHOD:
-    case AMQP_BASIC_NACK_METHOD:
-        if (b->n > 0 && delivery_tag - b->first_tag < b->n)
-            settle_tags(b, delivery_tag, multiple,
-                        method == AMQP_BASIC_ACK_METHOD);
-        else if (b->n > 0 && multiple && delivery_tag >= b->first_tag)
-            /* beyond the batch (the first test ruled out tags inside it;
-             * written without first_tag + n, which can wrap) */
-            settle_tags(b, b->first_tag + b->n - 1, true,
-                        method == AMQP_BASIC_ACK_METHOD);
-        break;
-    case AMQP_BASIC_RETURN_METHOD:
-        /* The ack of the returned message still follows; mark it so that
-         * the ack does not count as a success. */
-        for (size_t i = 0; returned_id != NULL && i < b->n; i++)
-            if (!b->slots[i].settled && !b->slots[i].returned &&
-                b->slots[i].message_id != NULL &&
-                strcmp(b->slots[i].message_id, returned_id) == 0) {
-                b->slots[i].returned = true;
-                break;
-            }
-        break;
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD:
-        return CONFIRM_CLOSED;
-    default:
-        break;
-    }
-    return b->left == 0 ? CONFIRM_DONE : CONFIRM_PENDING;
-}
-
-/* Marks every unsettled slot with `r` (the wait ended without them). */
-static void
-settle_rest(struct confirm_batch *b, enum mq_result r)
-{
-    for (size_t i = 0; i < b->n; i++)
-        settle(b, i, r);
-}
-
 /* Reads the message a basic.return carries (header and body frames follow
  * the method: read them to stay in sync) and copies its message_id. */
 static int
@@ -336,7 +198,7 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
     if (n == 0)
         return MQ_OK;
     if (m->conn == NULL) {
-        settle_rest(&b, MQ_CONNECTION);
+        confirm_batch_settle_rest(&b, MQ_CONNECTION);
         sb_puts(reason, "Broker connection lost before the confirms");
         return MQ_CONNECTION;
     }
@@ -353,7 +215,7 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
             fail = MQ_TIMEOUT;
             break;
         }
-        struct timeval tv = tv_ms((long)left);
+        struct timeval tv = amqp_tv_ms((long)left);
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(m->conn, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT)
@@ -400,7 +262,7 @@ mq_conn_settle(struct mq_conn *m, struct mq_slot *slots, size_t n,
             deadline = mono_ms() + m->timeout_ms;
     }
     if (fail != MQ_OK) {
-        settle_rest(&b, fail);
+        confirm_batch_settle_rest(&b, fail);
         mq_conn_drop(m, sb_str(reason));
         return fail;
     }
@@ -518,8 +380,8 @@ mq_conn_declare_consumer(struct mq_conn *m, const char *name,
     struct strbuf queue = STRBUF_INIT, dlq = STRBUF_INIT, binding = STRBUF_INIT;
     int rc = -1;
 
-    sb_printf(&queue, MQ_QUEUE_PREFIX "%s", name);
-    sb_printf(&dlq, MQ_QUEUE_PREFIX "%s_DLQ", name);
+    mq_queue_name(&queue, name, false);
+    mq_queue_name(&dlq, name, true);
     sb_printf(&binding, "%s.#", name);
     if (queue.oom || dlq.oom || binding.oom) {
         sb_puts(reason, "out of memory declaring a queue");

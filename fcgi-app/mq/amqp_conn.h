@@ -14,10 +14,10 @@
  * (the broker's connection.close at shutdown, or EOF) counts as stale and is
  * replaced before use.  Nothing here touches the database.
  *
- * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list, mq/amqp_urls.h):
- * mq_conn_open() tries them in turn, each bounded by the timeout, starting
- * at the node after the last one it connected to, so a node whose
- * connection was lost (or went stale) is tried last, not first.  It stays
+ * Several nodes (FINTEGRATE_AMQP_URL a comma-separated list,
+ * common/amqp_urls.h): mq_conn_open() tries them in turn, each bounded by the
+ * timeout, starting at the node after the last one it connected to, so a node
+ * whose connection was lost (or went stale) is tried last, not first.  It stays
  * on the node that answered until that connection is lost.  Logs name a
  * node by host:port only; failure reasons name none (they are stored in
  * the outbox, which consumers read).
@@ -25,27 +25,15 @@
 #ifndef FI_AMQP_CONN_H
 #define FI_AMQP_CONN_H
 
-#include "../core/strbuf.h"
-#include "amqp_urls.h"
+#include "common/amqp_urls.h"
+#include "common/strbuf.h"
+#include "common/topology.h"
+#include "confirm_batch.h"
 
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define MQ_EXCHANGE_EVENTS "fintegrate.events"
-#define MQ_EXCHANGE_DLX "fintegrate.dlx"
-#define MQ_QUEUE_PREFIX "customer_notification_"
-#define MQ_DELIVERY_LIMIT 5
-#define MQ_MAX_LENGTH 100000
-
-enum mq_result {
-    MQ_OK = 0,
-    MQ_NACK,       /* the broker could not take it (e.g. queue full) */
-    MQ_RETURNED,   /* mandatory and unroutable */
-    MQ_TIMEOUT,    /* no confirm in time */
-    MQ_CONNECTION, /* could not connect, or the connection/channel broke */
-};
 
 struct mq_conn {
     amqp_connection_state_t conn; /* NULL when closed */
@@ -102,14 +90,9 @@ enum mq_result mq_conn_open(struct mq_conn *m, struct strbuf *reason);
  * or, for messages still unsettled when the wait ends, MQ_TIMEOUT (no
  * confirm within the timeout, counted from the last confirm that arrived)
  * or MQ_CONNECTION.  After a timeout or any protocol trouble the connection
- * is closed, so a late ack can never be taken for a later message's.
+ * is closed, so a late ack can never be taken for a later message's
+ * (the bookkeeping is mq/confirm_batch.h).
  */
-struct mq_slot {
-    const char *message_id; /* borrowed: how a basic.return names it */
-    enum mq_result result;  /* valid once settled */
-    bool settled;
-    bool returned; /* a basic.return named it: its ack makes MQ_RETURNED */
-};
 
 /* MQ_OK, or MQ_CONNECTION (the connection is then closed) with reason. */
 enum mq_result mq_conn_send(struct mq_conn *m, const struct mq_message *msg,
@@ -130,39 +113,5 @@ int mq_conn_declare_exchanges(struct mq_conn *m, struct strbuf *reason)
 int mq_conn_declare_consumer(struct mq_conn *m, const char *consumer_name,
                              struct strbuf *reason)
     __attribute__((warn_unused_result));
-
-/*
- * The confirm bookkeeping of a batch, separated from the socket so it
- * unit-tests without a broker: feed it each method frame that arrives on
- * the channel and it settles the slots the frame covers.
- */
-struct confirm_batch {
-    struct mq_slot *slots;
-    size_t n;
-    uint64_t first_tag; /* delivery tag of slots[0]; slot i has first_tag+i */
-    size_t left;        /* slots not settled yet */
-};
-
-enum confirm_step {
-    CONFIRM_PENDING = 0, /* keep reading */
-    CONFIRM_DONE,        /* every slot settled */
-    CONFIRM_CLOSED,      /* channel or connection closed under us */
-};
-
-void confirm_batch_init(struct confirm_batch *b, struct mq_slot *slots,
-                        size_t n, uint64_t first_tag);
-
-/* One method frame: AMQP_BASIC_ACK_METHOD / NACK / RETURN / CHANNEL_CLOSE /
- * CONNECTION_CLOSE (others are ignored).  `delivery_tag` and `multiple`
- * come from ack/nack frames; `returned_id` is the message_id of a
- * basic.return's message (NULL otherwise). */
-enum confirm_step confirm_batch_on_frame(struct confirm_batch *b,
-                                         uint32_t method, uint64_t delivery_tag,
-                                         bool multiple,
-                                         const char *returned_id);
-
-/* The metric label of a failure: "nack", "returned", "timeout",
- * "connection". */
-const char *mq_result_label(enum mq_result r);
 
 #endif

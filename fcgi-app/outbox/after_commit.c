@@ -2,7 +2,7 @@
  * fcgi-app/outbox/after_commit.c — see after_commit.h.
  */
 #include "after_commit.h"
-#include "../core/log.h"
+#include "common/log.h"
 #include "redrive.h"
 
 #include <stdlib.h>

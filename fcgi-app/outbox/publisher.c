@@ -2,8 +2,9 @@
  * fcgi-app/outbox/publisher.c — see publisher.h.
  */
 #include "publisher.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/topology.h"
 #include "../db/consumers_db.h"
 #include "../metrics/metrics.h"
 

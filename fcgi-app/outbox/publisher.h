@@ -15,7 +15,7 @@
 #define FI_PUBLISHER_H
 
 #include "../core/config.h"
-#include "../core/strbuf.h"
+#include "common/strbuf.h"
 #include "../db/db.h"
 #include "../db/outbox_db.h"
 #include "../mq/amqp_conn.h"

@@ -2,8 +2,8 @@
  * fcgi-app/outbox/redrive.c — see redrive.h.
  */
 #include "redrive.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "../metrics/metrics.h"
 #include "order.h"
 

@@ -2,8 +2,8 @@
  * fcgi-app/outbox/relay.c — see relay.h.
  */
 #include "relay.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "../db/idempotency_db.h"
 #include "../metrics/metrics.h"
 #include "redrive.h"

@@ -7,9 +7,9 @@
  *   fintegrate-fcgi --check-config  validates the environment and exits
  */
 #include "../core/config.h"
-#include "../core/log.h"
-#include "../core/version.h"
-#include "../mq/amqp_urls.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "common/amqp_urls.h"
 #include "master.h"
 
 #include <fcgiapp.h>

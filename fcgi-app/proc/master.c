@@ -2,8 +2,8 @@
  * fcgi-app/proc/master.c — see master.h.
  */
 #include "master.h"
-#include "../core/log.h"
-#include "../core/clock.h"
+#include "common/log.h"
+#include "common/clock.h"
 #include "../metrics/metrics.h"
 #include "ready.h"
 #include "relay_proc.h"

@@ -2,7 +2,7 @@
  * fcgi-app/proc/ready.c — see ready.h.
  */
 #include "ready.h"
-#include "../core/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -14,7 +14,7 @@
  * forked to fill the pool (the first start, after a crash) does not wait:
  * during a database outage it serves the 503 envelope like the others.
  *
- * Depends on db/ (the connection) and core/log; nothing in the master.
+ * Depends on db/ (the connection) and common/log; nothing in the master.
  */
 #ifndef FI_READY_H
 #define FI_READY_H

@@ -2,8 +2,8 @@
  * fcgi-app/proc/relay_proc.c — see relay_proc.h.
  */
 #include "relay_proc.h"
-#include "../core/clock.h"
-#include "../core/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "../db/db.h"
 #include "../metrics/metrics.h"
 #include "../outbox/publisher.h"

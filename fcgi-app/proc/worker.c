@@ -2,7 +2,7 @@
  * fcgi-app/proc/worker.c — see worker.h.
  */
 #include "worker.h"
-#include "../core/log.h"
+#include "common/log.h"
 #include "../db/db.h"
 #include "../http/pipeline.h"
 #include "../metrics/metrics.h"

@@ -20,7 +20,7 @@
 #include "consumer_line.h"
 #include "util.h"
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdint.h>
 

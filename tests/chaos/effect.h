@@ -37,7 +37,7 @@
 #include "report.h"
 #include "util.h"
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -30,7 +30,8 @@
 #include "reqlog.h"
 #include "util.h"
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/clock.h"
+#include "common/strbuf.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -181,7 +182,7 @@ parse_options(struct load *L, int argc, char **argv)
     int c;
 
     L->connections = DEFAULT_CONNECTIONS;
-    L->rng = (uint64_t)chaos_wall_ms() ^ ((uint64_t)getpid() << 32);
+    L->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -531,7 +532,7 @@ start_attempt(struct load *L, struct write *w)
 
     w->attempts++;
     x->attempt = w->attempts;
-    x->start_ms = chaos_wall_ms();
+    x->start_ms = wall_ms();
     if (w->attempts == 1)
         w->first_start_ms = x->start_ms;
     if (curl_multi_add_handle(L->multi, e) != CURLM_OK)
@@ -617,7 +618,7 @@ finish_attempt(struct load *L, CURL *easy, CURLcode result)
 {
     char *priv = NULL;
     long http = 0;
-    int64_t end_ms = chaos_wall_ms();
+    int64_t end_ms = wall_ms();
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     struct xfer *x = (struct xfer *)(void *)priv;
@@ -658,7 +659,7 @@ finish_attempt(struct load *L, CURL *easy, CURLcode result)
             L->st.gave_up++;
             write_done(L, w, http);
         } else {
-            w->due_us = chaos_mono_us() + (int64_t)backoff * 1000;
+            w->due_us = mono_us() + (int64_t)backoff * 1000;
             if (vec_push(&L->pending, &w) < 0) {
                 L->failed = true;
                 write_done(L, w, http);
@@ -682,7 +683,7 @@ due_us(const struct load *L, int64_t t0, int64_t i)
 static void
 start_due(struct load *L, int64_t t0, int64_t total, int64_t *next)
 {
-    int64_t now = chaos_mono_us();
+    int64_t now = mono_us();
 
     /* retries whose backoff is over come first */
     for (size_t i = 0; i < L->pending.len && L->inflight < L->connections;) {
@@ -727,7 +728,7 @@ start_due(struct load *L, int64_t t0, int64_t total, int64_t *next)
 static int
 wait_ms(const struct load *L, int64_t t0, int64_t total, int64_t next)
 {
-    int64_t now = chaos_mono_us();
+    int64_t now = mono_us();
     int64_t until = now + (int64_t)POLL_MAX_MS * 1000;
     if (L->inflight < L->connections) {
         if (next < total) {
@@ -772,7 +773,7 @@ run(struct load *L)
 {
     int64_t total = (int64_t)llround(L->rate * L->seconds);
     int64_t next = 0;
-    int64_t t0 = chaos_mono_us();
+    int64_t t0 = mono_us();
     int64_t last_flush = t0;
     int running = 0;
 
@@ -796,7 +797,7 @@ run(struct load *L)
         }
         drain_messages(L);
 
-        int64_t now = chaos_mono_us();
+        int64_t now = mono_us();
         if (now - last_flush >= FLUSH_EVERY_US) {
             if (fflush(L->out) == EOF)
                 L->failed = true;
@@ -850,7 +851,7 @@ load_main(int argc, char **argv)
     struct sigaction sa;
     int rc = CHAOS_EXIT_USAGE;
     bool curl_ready = false;
-    int64_t t_start = chaos_mono_us();
+    int64_t t_start = mono_us();
 
     if (parse_options(&L, argc, argv) < 0 || read_keys(&L) < 0)
         goto out;
@@ -886,7 +887,7 @@ load_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    t_start = chaos_mono_us();
+    t_start = mono_us();
     if (run(&L) < 0) {
         fprintf(stderr, "load: stopped early on an error (out of memory, "
                         "curl or the output file)\n");
@@ -900,7 +901,7 @@ out:
             fprintf(stderr, "load: writing %s failed: %m\n", L.out_file);
             rc = CHAOS_EXIT_ERROR;
         }
-        print_summary(&L, (double)(chaos_mono_us() - t_start) / 1e6);
+        print_summary(&L, (double)(mono_us() - t_start) / 1e6);
     }
     if (L.multi != NULL)
         curl_multi_cleanup(L.multi);

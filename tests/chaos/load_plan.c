@@ -5,25 +5,11 @@
 
 #include "util.h"
 
+#include "common/topology.h"
+
 #include <string.h>
 
 #define MAX_KEY_FIELDS 3
-
-static bool
-is_consumer_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 int
 load_parse_key_line(char *line, char **name, char **key)
@@ -32,7 +18,7 @@ load_parse_key_line(char *line, char **name, char **key)
     size_t n = chaos_split(line, tok, MAX_KEY_FIELDS);
     if (n == 0 || tok[0][0] == '#')
         return 0;
-    if (n != 2 || !is_consumer_name(tok[0]))
+    if (n != 2 || !is_consumer_name(tok[0], strlen(tok[0])))
         return -1;
     *name = tok[0];
     *key = tok[1];

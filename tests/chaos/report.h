@@ -21,7 +21,7 @@
 #include "reqlog.h"
 #include "util.h"
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

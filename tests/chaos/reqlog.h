@@ -18,7 +18,7 @@
 #ifndef CHAOS_REQLOG_H
 #define CHAOS_REQLOG_H
 
-#include "../../fcgi-app/core/strbuf.h"
+#include "common/strbuf.h"
 
 #include <stdbool.h>
 #include <stdint.h>

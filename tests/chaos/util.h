@@ -1,9 +1,9 @@
 /*
  * tests/chaos/util.h — small helpers shared by the chaos tool's modules:
- * clocks, strict number parsing, whitespace tokenising, a string-keyed hash
- * map and a growable array.
+ * strict number parsing, whitespace tokenising, a string-keyed hash map
+ * and a growable array (the clocks are common/clock.h).
  *
- * Pure (libc only): no I/O beyond the clocks, no global state.
+ * Pure (libc only): no I/O, no global state.
  */
 #ifndef CHAOS_UTIL_H
 #define CHAOS_UTIL_H
@@ -11,11 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* Wall-clock time in milliseconds since the epoch. */
-int64_t chaos_wall_ms(void);
-/* Monotonic time in microseconds (arbitrary origin). */
-int64_t chaos_mono_us(void);
 
 /* A whole decimal integer (optional leading '-'), nothing else: true and
  * *out set, or false and *out untouched. */

@@ -27,6 +27,8 @@
 #include "report.h"
 #include "util.h"
 
+#include "common/clock.h"
+
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -546,7 +548,7 @@ verify_main(int argc, char **argv)
     struct check_result r;
     bool have = false;
     int rc = CHAOS_EXIT_USAGE;
-    int64_t t0 = chaos_mono_us();
+    int64_t t0 = mono_us();
     int64_t last_progress = t0;
     double all_after = -1, waited = 0;
 
@@ -562,9 +564,9 @@ verify_main(int argc, char **argv)
     }
 
     for (;;) {
-        int64_t started = chaos_mono_us();
+        int64_t started = mono_us();
         int p = poll_once(&v, &r, &have, &rc);
-        waited = (double)(chaos_mono_us() - t0) / 1e6;
+        waited = (double)(mono_us() - t0) / 1e6;
         if (p < 0)
             goto out;
         if (p == 0 && r.lost == 0) {
@@ -573,15 +575,15 @@ verify_main(int argc, char **argv)
         }
         if (waited >= v.wait_s)
             break;
-        if (have && chaos_mono_us() - last_progress >=
-                        (int64_t)PROGRESS_EVERY_S * 1000000) {
+        if (have &&
+            mono_us() - last_progress >= (int64_t)PROGRESS_EVERY_S * 1000000) {
             fprintf(stderr,
                     "verify: %ld of %ld accepted events not processed yet "
                     "(%.0f s)\n",
                     r.lost, r.accepted, waited);
-            last_progress = chaos_mono_us();
+            last_progress = mono_us();
         }
-        sleep_us(POLL_US - (chaos_mono_us() - started));
+        sleep_us(POLL_US - (mono_us() - started));
     }
     if (!have) {
         fprintf(stderr,

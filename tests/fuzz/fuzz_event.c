@@ -17,7 +17,7 @@
 #include "common.h"
 
 #include "consumer/event.h"
-#include "core/text.h"
+#include "common/text.h"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
  */
 #include "common.h"
 
-#include "core/text.h"
+#include "common/text.h"
 #include "http/request.h"
 
 #include <string.h>

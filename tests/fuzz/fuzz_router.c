@@ -15,7 +15,7 @@
  */
 #include "common.h"
 
-#include "core/text.h"
+#include "common/text.h"
 #include "http/router.h"
 
 #include <string.h>

@@ -5,7 +5,7 @@
  *   - the consumer program's reorder buffer (consumer/reorder.h): offer,
  *     release, expired key, next timeout, take any — sequences, last_done
  *     and clocks drawn from INT64_MIN/MAX, UINT64_MAX and their neighbours;
- *   - the publisher's confirm bookkeeping (mq/amqp_conn.h confirm_batch):
+ *   - the publisher's confirm bookkeeping (mq/confirm_batch.h):
  *     batches whose delivery tags reach UINT64_MAX, fed basic.ack/nack
  *     (single and multiple), basic.return and close frames.
  * No broker: confirm_batch_on_frame is the pure layer under the socket.
@@ -18,8 +18,9 @@
 #include "common.h"
 
 #include "consumer/reorder.h"
-#include "mq/amqp_conn.h"
+#include "mq/confirm_batch.h"
 
+#include <amqp.h>
 #include <amqp_framing.h>
 #include <limits.h>
 #include <string.h>

@@ -19,7 +19,7 @@
 #include "common.h"
 
 #include "consumer/state.h"
-#include "core/log.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <fcntl.h>

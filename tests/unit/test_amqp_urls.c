@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_amqp_urls.c — mq/amqp_urls.h, FINTEGRATE_AMQP_URL as a
+ * tests/unit/test_amqp_urls.c — common/amqp_urls.h, FINTEGRATE_AMQP_URL as a
  * comma-separated list of broker nodes (docs/API.md §7.7): one
  * node, three nodes in the order given, blanks around items, librabbitmq's
  * defaults, IPv6 hosts, percent-encoded passwords; refused: an empty list,
@@ -26,9 +26,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/strbuf.h"
+#include "common/strbuf.h"
 #include "mq/amqp_conn.h"
-#include "mq/amqp_urls.h"
+#include "common/amqp_urls.h"
 
 #define LABEL "FINTEGRATE_AMQP_URL"
 #define SECRET "s3cr3t-Pa55"

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/log.h"
+#include "common/log.h"
 
 /* ---- a table-driven fake environment ---------------------------------- */
 

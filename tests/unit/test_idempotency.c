@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/text.h"
+#include "common/text.h"
 #include "http/envelope.h"
 #include "http/idempotency.h"
 

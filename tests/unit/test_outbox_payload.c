@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/strbuf.h"
+#include "common/strbuf.h"
 #include "db/outbox_db.h"
 
 #define EVENT_ID "5e789704-3704-44aa-a0b6-b2c5a2762f71"

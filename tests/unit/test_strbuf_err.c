@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_strbuf_err.c — core/strbuf.h (growth, ownership, sticky
+ * tests/unit/test_strbuf_err.c — common/strbuf.h (growth, ownership, sticky
  * OOM) and core/app_err.h (set, add with "; ", detail, clear).
  */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "core/app_err.h"
-#include "core/strbuf.h"
+#include "common/strbuf.h"
 
 /* ---- strbuf ----------------------------------------------------------- */
 
@@ -350,6 +350,6 @@ main(void)
         cmocka_unit_test(test_err_clear_twice),
     };
     return cmocka_run_group_tests_name(
-        "core/strbuf and core/app_err: growth, ownership, joined errors", tests,
+        "common/strbuf and core/app_err: growth, ownership, joined errors", tests,
         NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_text.c — core/text.h: UTF-8 length, UUID text, trimming,
+ * tests/unit/test_text.c — common/text.h: UTF-8 length, UUID text, trimming,
  * percent-decoding, request ids, SHA-256.
  */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/text.h"
+#include "common/text.h"
 
 /* utf8_length over a byte literal (sizeof - 1 keeps embedded NULs). */
 #define U8LEN(lit) utf8_length((lit), sizeof(lit) - 1)
@@ -406,7 +406,7 @@ main(void)
         cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_sha256),
     };
-    return cmocka_run_group_tests_name("core/text: UTF-8, UUIDs, trimming, "
+    return cmocka_run_group_tests_name("common/text: UTF-8, UUIDs, trimming, "
                                        "percent-decoding, request ids, SHA-256",
                                        tests, NULL, NULL);
 }

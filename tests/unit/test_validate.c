@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/strbuf.h"
-#include "core/text.h"
+#include "common/strbuf.h"
+#include "common/text.h"
 #include "http/router.h"
 #include "http/validate.h"
 

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/text.h — small pure text helpers: UTF-8, UUIDs, trimming,
+ * common/text.h — small pure text helpers: UTF-8, UUIDs, trimming,
  * percent-decoding, request ids.  No allocation unless stated; no I/O.
  */
 #ifndef FI_TEXT_H

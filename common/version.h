@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/version.h — the service's version, reported by /health.
+ * common/version.h — the service's version, reported by /health.
  */
 #ifndef FI_VERSION_H
 #define FI_VERSION_H

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/mq/amqp_reply.c — see amqp_reply.h.
+ * common/amqp_reply.c — see amqp_reply.h.
  */
 #include "amqp_reply.h"
 

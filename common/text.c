@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/text.c — see text.h.
+ * common/text.c — see text.h.
  */
 #include "text.h"
 

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/strbuf.c — growable string; see strbuf.h.
+ * common/strbuf.c — growable string; see strbuf.h.
  */
 #include "strbuf.h"
 

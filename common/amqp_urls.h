@@ -1,5 +1,5 @@
 /*
- * fcgi-app/mq/amqp_urls.h — FINTEGRATE_AMQP_URL as a list of the nodes of
+ * common/amqp_urls.h — FINTEGRATE_AMQP_URL as a list of the nodes of
  * one RabbitMQ cluster: "amqp://u:p@h1:5672,amqp://u:p@h2:5672,...".
  *
  * Items are separated by commas; blanks around an item are ignored.  Each
@@ -14,7 +14,7 @@
  * Shared by the service's publisher (mq/amqp_conn.c) and the consumer
  * program (consumer/amqp_consume.c), which both try the nodes in turn.
  * A pure function of its input: no network, no logging.  Depends on
- * librabbitmq's URL parser and core/strbuf only.
+ * librabbitmq's URL parser and common/strbuf only.
  *
  * Ownership: struct amqp_nodes owns everything it points to
  * (amqp_nodes_free, safe to call twice; it wipes the copies that hold a
@@ -24,7 +24,7 @@
 #ifndef FI_AMQP_URLS_H
 #define FI_AMQP_URLS_H
 
-#include "../core/strbuf.h"
+#include "strbuf.h"
 
 #include <amqp.h>
 #include <stddef.h>

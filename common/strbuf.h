@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/strbuf.h — a growable, always NUL-terminated byte string.
+ * common/strbuf.h — a growable, always NUL-terminated byte string.
  *
  * Used wherever text of unbounded length is assembled (error messages,
  * response headers, log lines), so no fixed-size buffer meets user input.

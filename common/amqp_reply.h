@@ -1,11 +1,11 @@
 /*
- * fcgi-app/mq/amqp_reply.h — turning a librabbitmq RPC reply into one
+ * common/amqp_reply.h — turning a librabbitmq RPC reply into one
  * sentence.  Shared by the service's publisher and the consumer program.
  */
 #ifndef FI_AMQP_REPLY_H
 #define FI_AMQP_REPLY_H
 
-#include "../core/strbuf.h"
+#include "strbuf.h"
 
 #include <amqp.h>
 #include <stdbool.h>

@@ -1,7 +1,8 @@
 /*
- * fcgi-app/core/log.c — see log.h.
+ * common/log.c — see log.h.
  */
 #include "log.h"
+#include "clock.h"
 #include "strbuf.h"
 
 #include <fcntl.h>
@@ -9,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 static int log_fd = STDERR_FILENO;
@@ -56,16 +55,11 @@ log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < log_min)
         return;
-    struct timeval tv;
-    struct tm tm;
-    char stamp[32];
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    char stamp[UTC_STAMP_LEN];
+    utc_stamp(stamp, true);
 
     struct strbuf sb = STRBUF_INIT;
-    sb_printf(&sb, "%s.%06ldZ %s [%d] ", stamp, (long)tv.tv_usec,
-              level_names[level], (int)getpid());
+    sb_printf(&sb, "%s %s [%d] ", stamp, level_names[level], (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     char small[512];

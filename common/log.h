@@ -1,5 +1,5 @@
 /*
- * fcgi-app/core/log.h — one-line, leveled logging.
+ * common/log.h — one-line, leveled logging.
  *
  * Every line is written with a single write(2) on an O_APPEND descriptor, so
  * lines from the master and all workers never interleave.  Format:

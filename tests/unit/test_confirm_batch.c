@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_confirm.c — struct confirm_batch of mq/amqp_conn.h, the
+ * tests/unit/test_confirm_batch.c — mq/confirm_batch.h, the
  * publisher-confirm bookkeeping of a pipelined batch without a broker
  * (confirm_batch_init() and confirm_batch_on_frame()): slot i has delivery
  * tag first_tag + i; a basic.ack of one tag settles only that slot MQ_OK;
@@ -28,7 +28,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
-#include "mq/amqp_conn.h"
+#include "mq/confirm_batch.h"
 
 #define ACK AMQP_BASIC_ACK_METHOD
 #define NACK AMQP_BASIC_NACK_METHOD
@@ -721,5 +721,5 @@ main(void)
         cmocka_unit_test(test_empty_batch_is_done),
         cmocka_unit_test(test_result_labels),
     };
-    return cmocka_run_group_tests_name("confirm", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("mq/confirm_batch", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * fcgi-app/mq/amqp_urls.c — see amqp_urls.h.
+ * common/amqp_urls.c — see amqp_urls.h.
  */
 #include "amqp_urls.h"
 

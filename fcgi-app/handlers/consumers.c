@@ -6,8 +6,10 @@
  * written in the transaction of the change.
  */
 #include "handler.h"
-#include "common/text.h"
 #include "../db/consumers_db.h"
+#include "common/strbuf.h"
+#include "common/text.h"
+#include "common/topology.h"
 
 #include <string.h>
 
@@ -21,7 +23,10 @@ consumers_create(struct ctx *c, json_t **data, struct app_err *err)
     int status = 500;
 
     uuid_new(id);
-    queue = json_sprintf("customer_notification_%s", name);
+    struct strbuf qname = STRBUF_INIT;
+    mq_queue_name(&qname, name, false);
+    queue = qname.oom ? NULL : json_string(sb_str(&qname));
+    sb_free(&qname);
     if (db_begin(c->db, err) < 0)
         goto out;
     if (consumers_db_insert(c->db, id, name, &co, err) < 0) {

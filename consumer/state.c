@@ -9,6 +9,7 @@
  */
 #include "state.h"
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/text.h"
 
@@ -57,24 +58,13 @@ struct state {
     size_t cust_count;
 };
 
-static uint64_t
-hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* ------------------------------------------------------------------ ids */
 
 /* The slot holding id, or the empty slot where it would go. */
 static size_t
 id_slot(const struct state *s, const char *id)
 {
-    size_t i = hash_str(id) & s->mask;
+    size_t i = text_hash(id) & s->mask;
     while (s->slots[i] != 0 && strcmp(s->ring[s->slots[i] - 1].id, id) != 0)
         i = (i + 1) & s->mask;
     return i;
@@ -95,7 +85,7 @@ ids_delete_slot(struct state *s, size_t i)
         j = (j + 1) & s->mask;
         if (s->slots[j] == 0)
             return;
-        size_t k = hash_str(s->ring[s->slots[j] - 1].id) & s->mask;
+        size_t k = text_hash(s->ring[s->slots[j] - 1].id) & s->mask;
         /* the entry at j stays when its home k lies cyclically in (i, j] */
         bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
@@ -144,7 +134,7 @@ ids_expire(struct state *s, int64_t now_ms)
 static struct cust *
 cust_slot(struct cust *table, size_t size, const char *key)
 {
-    size_t i = hash_str(key) & (size - 1);
+    size_t i = text_hash(key) & (size - 1);
     while (table[i].used && strcmp(table[i].key, key) != 0)
         i = (i + 1) & (size - 1);
     return &table[i];

@@ -2,6 +2,7 @@
  * tests/chaos/util.c — see util.h.
  */
 #include "util.h"
+#include "common/hash.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -81,21 +82,10 @@ chaos_is_uuid(const char *s)
 
 /* ---- strmap ------------------------------------------------------------ */
 
-static uint64_t
-hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static size_t
 find_slot(char *const *keys, size_t cap, const char *key)
 {
-    size_t i = (size_t)hash_str(key) & (cap - 1);
+    size_t i = (size_t)text_hash(key) & (cap - 1);
     while (keys[i] != NULL && strcmp(keys[i], key) != 0)
         i = (i + 1) & (cap - 1);
     return i;

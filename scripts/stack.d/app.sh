@@ -30,11 +30,7 @@ app_answers() {
 app_start() {
     local pid out
     ensure_run_dir
-    pid=$(app_pid)
-    if [ -n "$pid" ]; then
-        say "app: already running (pid $pid)"
-        return 0
-    fi
+    already_running app "$(app_pid)" && return 0
     [ -x "$FINTEGRATE_FCGI_BIN" ] ||
         die "app: $FINTEGRATE_FCGI_BIN is missing or not executable (build it: make)"
     # The app runs from a copy in the run directory: www-data can reach it

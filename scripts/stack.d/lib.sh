@@ -68,6 +68,28 @@ stop_pid() {
     return 1
 }
 
+# already_running NAME PID — when PID is not empty, says "NAME: already
+# running (pid PID)" (a start leaves a running service alone); status 1 when
+# it is empty.
+already_running() {
+    [ -n "$2" ] || return 1
+    say "$1: already running (pid $2)"
+}
+
+# stop_service NAME PID SIGNAL... — "NAME: not running" (status 1) when PID
+# is empty, else "NAME: stopping (pid PID)", stop_pid, "NAME: stopped".
+stop_service() {
+    local name=$1 pid=$2
+    shift 2
+    if [ -z "$pid" ]; then
+        say "$name: not running"
+        return 1
+    fi
+    say "$name: stopping (pid $pid)"
+    stop_pid "$name" "$pid" "$@" || true
+    say "$name: stopped"
+}
+
 # group_pids PGID — the non-zombie processes left in process group PGID
 # (a session leader's children share its PGID), space-separated.
 group_pids() {

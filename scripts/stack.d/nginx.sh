@@ -40,13 +40,9 @@ nginx_cmd() {
 }
 
 nginx_start() {
-    local pid out backups
+    local out backups
     ensure_run_dir
-    pid=$(nginx_pid)
-    if [ -n "$pid" ]; then
-        say "nginx: already running (pid $pid)"
-        return 0
-    fi
+    already_running nginx "$(nginx_pid)" && return 0
     need_free_port nginx "$FINTEGRATE_HTTP_PORT" FINTEGRATE_HTTP_PORT
     backups=$(fcgi_backups)
     render_nginx "$RUN" "$FINTEGRATE_CHECKOUT" "$backups"
@@ -65,14 +61,6 @@ nginx_start() {
 }
 
 nginx_stop() {
-    local pid
-    pid=$(nginx_pid)
-    if [ -z "$pid" ]; then
-        say "nginx: not running"
-        return 0
-    fi
-    say "nginx: stopping (pid $pid)"
-    stop_pid nginx "$pid" TERM || true
+    stop_service nginx "$(nginx_pid)" TERM || return 0
     rm -f "$NGINX_PID"
-    say "nginx: stopped"
 }

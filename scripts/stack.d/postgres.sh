@@ -68,12 +68,9 @@ SQL
 }
 
 pg_start() {
-    local pid out
+    local out
     ensure_run_dir
-    pid=$(pg_pid)
-    if [ -n "$pid" ]; then
-        say "postgres: already running (pid $pid)"
-    else
+    if ! already_running postgres "$(pg_pid)"; then
         [ -f "$PG_DATA/PG_VERSION" ] || pg_initdb
         need_free_port postgres "$FINTEGRATE_PG_PORT" FINTEGRATE_PG_PORT
         pg_write_conf
@@ -99,16 +96,6 @@ pg_start() {
     FINTEGRATE_ADMIN_API_KEY=$ADMIN_KEY_FROM_ENV "$SCRIPTS_DIR/setup-admin.sh"
 }
 
-pg_stop() {
-    local pid
-    pid=$(pg_pid)
-    if [ -z "$pid" ]; then
-        say "postgres: not running"
-        return 0
-    fi
-    # SIGINT = fast shutdown (SIGTERM would wait for the workers' persistent
-    # connections to end); SIGQUIT = immediate, then KILL.
-    say "postgres: stopping (pid $pid)"
-    stop_pid postgres "$pid" INT QUIT || true
-    say "postgres: stopped"
-}
+# SIGINT = fast shutdown (SIGTERM would wait for the workers' persistent
+# connections to end); SIGQUIT = immediate, then KILL.
+pg_stop() { stop_service postgres "$(pg_pid)" INT QUIT || true; }

@@ -96,11 +96,7 @@ CONF
 broker_start() {
     local pid wrapper i
     ensure_run_dir
-    pid=$(rb_pid)
-    if [ -n "$pid" ]; then
-        say "rabbitmq: already running (pid $pid)"
-        return 0
-    fi
+    already_running rabbitmq "$(rb_pid)" && return 0
     need_free_port rabbitmq "$FINTEGRATE_AMQP_PORT" FINTEGRATE_AMQP_PORT
     need_free_port rabbitmq "$FINTEGRATE_AMQP_MGMT_PORT" FINTEGRATE_AMQP_MGMT_PORT
     need_free_port rabbitmq "$FINTEGRATE_AMQP_DIST_PORT" FINTEGRATE_AMQP_DIST_PORT
@@ -142,15 +138,7 @@ broker_start() {
 }
 
 broker_stop() {
-    local pid
-    pid=$(rb_pid)
-    if [ -n "$pid" ]; then
-        say "rabbitmq: stopping (pid $pid)"
-        stop_pid rabbitmq "$pid" TERM || true
-        say "rabbitmq: stopped"
-    else
-        say "rabbitmq: not running"
-    fi
+    stop_service rabbitmq "$(rb_pid)" TERM || true
     rm -f "$RB_PID"
     # The nodes of a cluster (scripts/cluster.sh) share one epmd: the last
     # one's `down` stops it, not a single node's stop.

@@ -59,7 +59,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
-ITEST_LIB := $(BUILD)/tests/integration/itest.o
+ITEST_LIB := $(addprefix $(BUILD)/tests/integration/,itest.o itest_amqp.o)
 
 .PHONY: all build tests run stop test unit deps broker-stop broker-start \
         cluster cluster-stop chaos \

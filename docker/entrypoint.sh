@@ -11,9 +11,10 @@
 #   entrypoint.sh CMD...            run CMD (e.g. fintegrate-consumer, psql)
 #
 # nginx's configuration comes from the same templates as `make run`
-# (nginx/nginx.conf.in, nginx/conf.d/*.conf, rendered the way scripts/stack.sh
-# renders them), except that it listens on all interfaces of the container
-# (the host side of the port mapping decides who reaches it).  Logs go to the
+# (nginx/nginx.conf.in, nginx/conf.d/*.conf, rendered by the same code:
+# scripts/stack.d/lib.sh, sourced here), except that it listens on all
+# interfaces of the container (the host side of the port mapping decides who
+# reaches it).  Logs go to the
 # container's stdout/stderr.  Settings: the FINTEGRATE_* variables of
 # docs/OPERATIONS.md; FINTEGRATE_DB_URL is required.
 set -euo pipefail
@@ -28,62 +29,35 @@ APP_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 export FINTEGRATE_RUN_DIR FINTEGRATE_HTTP_PORT FINTEGRATE_RATE_KEY FINTEGRATE_BURST_KEY \
     FINTEGRATE_RATE_IP FINTEGRATE_BURST_IP
 
+# The stack's process helpers and template renderer (say/die redefined below).
+# shellcheck source=scripts/stack.d/lib.sh
+. "$APP_HOME/scripts/stack.d/lib.sh"
 say() { printf 'entrypoint: %s\n' "$*" >&2; }
 die() { printf 'entrypoint: error: %s\n' "$*" >&2; exit 1; }
 
-# render_nginx RUN — nginx.conf and conf.d/ under RUN, every path nginx uses
-# inside RUN (pid, temp dirs, the FastCGI socket, the description files).
-render_nginx() {
-    local run=$1 f out esc
-    mkdir -p "$run/nginx/conf.d" "$run/nginx/openapi" "$run/logs"
+# container_nginx RUN — nginx.conf and conf.d/ under RUN, every path nginx
+# uses inside RUN (pid, temp dirs, the FastCGI socket, the description
+# files), rendered by stack.d/lib.sh's render_nginx like `make run`'s but
+# listening on all interfaces of the container instead of 127.0.0.1, and
+# with no backup servers.
+container_nginx() {
+    local run=$1 f
+    mkdir -p "$run/logs"
     for f in client_body_temp proxy_temp fastcgi_temp uwsgi_temp scgi_temp; do
         mkdir -p "$run/nginx/$f"
     done
-    esc=$(printf '%s' "$run" | sed -e 's/[\\|&]/\\&/g')
-    for f in "$APP_HOME/nginx/nginx.conf.in" "$APP_HOME"/nginx/conf.d/*.conf; do
-        case $f in
-            *.in) out=$run/nginx.conf ;;
-            *) out=$run/nginx/conf.d/$(basename "$f") ;;
-        esac
-        # All interfaces of the container instead of 127.0.0.1 (the one
-        # difference from `make run`), then the placeholders stack.sh fills.
-        sed -e "s|listen 127\.0\.0\.1:@HTTP_PORT@|listen @HTTP_PORT@|" \
-            -e "s|@RUN_DIR@|$esc|g" \
-            -e "s|@FCGI_BACKUPS@||g" \
-            -e "s|@CHECKOUT@|$APP_HOME|g" \
-            -e "s|@HTTP_PORT@|$FINTEGRATE_HTTP_PORT|g" \
-            -e "s|@RATE_KEY@|$FINTEGRATE_RATE_KEY|g" \
-            -e "s|@BURST_KEY@|$FINTEGRATE_BURST_KEY|g" \
-            -e "s|@RATE_IP@|$FINTEGRATE_RATE_IP|g" \
-            -e "s|@BURST_IP@|$FINTEGRATE_BURST_IP|g" \
-            "$f" >"$out"
-        if grep -q '@[A-Z_]*@' "$out"; then
-            die "unknown placeholder left in $out: $(grep -o '@[A-Z_]*@' "$out" | sort -u | tr '\n' ' ')"
-        fi
-    done
-    for f in openapi.json openapi.yaml; do
-        install -m 0644 "$APP_HOME/docs/$f" "$run/nginx/openapi/$f"
-    done
-    chmod 0755 "$run" "$run/nginx" "$run/nginx/openapi"
+    render_nginx "$run" "$APP_HOME" "" -e "s|listen 127\.0\.0\.1:@HTTP_PORT@|listen @HTTP_PORT@|"
+    chmod 0755 "$run"
 }
 
-wait_for_db() {
-    local i
-    for ((i = 0; i < 120; i++)); do
-        if psql -X -q -d "$FINTEGRATE_DB_URL" -tAc 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    die "PostgreSQL does not answer at FINTEGRATE_DB_URL after 60 s"
-}
+db_answers() { psql -X -q -d "$FINTEGRATE_DB_URL" -tAc 'SELECT 1' >/dev/null 2>&1; }
 
 run() {
-    local run=$FINTEGRATE_RUN_DIR app ngx rc=0 had_key i stopping=0
+    local run=$FINTEGRATE_RUN_DIR app ngx rc=0 had_key stopping=0
     [ -n "${FINTEGRATE_DB_URL:-}" ] || die "FINTEGRATE_DB_URL is not set"
     mkdir -p "$run"
     chmod 0755 "$run"
-    wait_for_db
+    wait_for PostgreSQL 60 "" "" db_answers || die "PostgreSQL does not answer at FINTEGRATE_DB_URL after 60 s"
     # scripts/env.sh (sourced by both) validates the settings.
     "$APP_HOME/scripts/migrate.sh"
     had_key=0
@@ -94,7 +68,7 @@ run() {
     fi
     unset FINTEGRATE_ADMIN_API_KEY
 
-    render_nginx "$run"
+    container_nginx "$run"
     # nginx's logs to the container's output (its master opens them as root).
     ln -sfn /dev/stdout "$run/logs/nginx-access.log"
     ln -sfn /dev/stderr "$run/logs/nginx-error.log"
@@ -107,11 +81,8 @@ run() {
     spawn-fcgi -n -s "$run/fcgi.sock" -M 0660 -U www-data -G www-data -u www-data -g www-data \
         -- "$APP_HOME/bin/fintegrate-fcgi" &
     app=$!
-    for ((i = 0; i < 100; i++)); do
-        [ -S "$run/fcgi.sock" ] && break
-        kill -0 "$app" 2>/dev/null || die "fintegrate-fcgi exited during start-up"
-        sleep 0.1
-    done
+    wait_for fintegrate-fcgi 10 "$app" "" test -S "$run/fcgi.sock" ||
+        die "fintegrate-fcgi: no socket $run/fcgi.sock"
     nginx -p "$run/" -c "$run/nginx.conf" -e /dev/stderr -g 'daemon off;' &
     ngx=$!
     say "listening on :$FINTEGRATE_HTTP_PORT (nginx $ngx, fintegrate-fcgi $app)"
@@ -135,7 +106,7 @@ case ${1:-run} in
     run) run ;;
     render-nginx)
         [ $# -eq 2 ] || die "usage: $0 render-nginx DIR"
-        render_nginx "$2"
+        container_nginx "$2"
         ;;
     *) exec "$@" ;;
 esac

@@ -875,9 +875,11 @@ itest_assert_internal_error_at(const char *file, int line,
 
 /* ------------------------------------------------------- domain helpers */
 
-void
-itest_create_customer_at(const char *file, int line, const char *api_key,
-                         const char *name, char id_out[37])
+/* POST /customer/data {"name": name}: the ids into id_out and (unless NULL)
+ * event_out. */
+static void
+create_customer(const char *file, int line, const char *api_key,
+                const char *name, char id_out[37], char event_out[37])
 {
     char *body = itest_json_text(json_pack("{s:s}", "name", name));
     struct itest_resp *r =
@@ -888,7 +890,30 @@ itest_create_customer_at(const char *file, int line, const char *api_key,
     if (!itest_is_uuid(id))
         fail_resp(file, line, r, "customer_id must be a lower-case UUID");
     memcpy(id_out, id, 37);
+    if (event_out != NULL) {
+        const char *eid = itest_jstr(data, "event_id");
+        if (!itest_is_uuid(eid))
+            fail_resp(file, line, r, "event_id must be a lower-case UUID");
+        memcpy(event_out, eid, 37);
+    }
     itest_resp_free(r);
+}
+
+void
+itest_create_customer_at(const char *file, int line, const char *api_key,
+                         const char *name, char id_out[37])
+{
+    create_customer(file, line, api_key, name, id_out, NULL);
+}
+
+void
+itest_make_customer_event_at(const char *file, int line, const char *api_key,
+                             const char *prefix, char id_out[37],
+                             char event_out[37])
+{
+    char name[96];
+    itest_unique(name, sizeof(name), prefix);
+    create_customer(file, line, api_key, name, id_out, event_out);
 }
 
 void
@@ -1356,6 +1381,19 @@ itest_app_restart(void)
     return 0;
 }
 
+const char *
+itest_consumer_bin(void)
+{
+    static char path[4096];
+    const char *b = itest_env("FINTEGRATE_CONSUMER_BIN");
+    if (b != NULL)
+        return b;
+    b = itest_env("FINTEGRATE_CHECKOUT");
+    snprintf(path, sizeof(path), "%s/bin/fintegrate-consumer",
+             b != NULL ? b : ".");
+    return path;
+}
+
 /* Built before the signal can arrive; read by the handler only. */
 static char g_signal_cmd[8192];
 
@@ -1392,6 +1430,34 @@ itest_on_signal_run(const char *command)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void
+itest_on_signal_restart_app(const char *before)
+{
+    char cmd[sizeof(g_signal_cmd)];
+    snprintf(cmd, sizeof(cmd),
+             "%1$s'%2$s/scripts/stack.sh' app-stop 1>&2; "
+             "'%2$s/scripts/stack.sh' app-start 1>&2",
+             before != NULL ? before : "", itest_env("FINTEGRATE_CHECKOUT"));
+    itest_on_signal_run(cmd);
+}
+
+void
+itest_ddl_fixture_install_at(const char *file, int line,
+                             struct itest_ddl_fixture *f)
+{
+    f->installed = true; /* a half-done install is removed too */
+    itest_sql_ddl_at(file, line, f->create, f->n_create);
+}
+
+int
+itest_ddl_fixture_remove(struct itest_ddl_fixture *f)
+{
+    if (f->installed)
+        itest_sql_try_each(f->drop, f->n_drop);
+    f->installed = false;
+    return 0;
 }
 
 void

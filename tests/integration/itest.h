@@ -261,6 +261,15 @@ void itest_create_customer_at(const char *file, int line, const char *api_key,
 void itest_make_customer_at(const char *file, int line, const char *api_key,
                             const char *prefix, char id_out[37]);
 
+/* itest_make_customer that also copies the new customer's event_id (the
+ * customer_creation event) into event_out. */
+#define itest_make_customer_event(api_key, prefix, id_out, event_out)          \
+    itest_make_customer_event_at(__FILE__, __LINE__, (api_key), (prefix),      \
+                                 (id_out), (event_out))
+void itest_make_customer_event_at(const char *file, int line,
+                                  const char *api_key, const char *prefix,
+                                  char id_out[37], char event_out[37]);
+
 /*
  * GET /customer/data?customer_id=id with api_key; id NULL asks for a fresh
  * random (missing) customer on every call, a request that needs nothing but
@@ -469,6 +478,46 @@ int itest_app_restart(void);
  * removes the handler's command (the signal then just exits).
  */
 void itest_on_signal_run(const char *command);
+
+/*
+ * itest_on_signal_run of `before` (NULL: nothing; e.g. what
+ * itest_sh_env_cmd built) followed by scripts/stack.sh app-stop and
+ * app-start: a binary that restarted the pool with another setting gets it
+ * restarted with the stack's own when it is stopped from outside.
+ */
+void itest_on_signal_restart_app(const char *before);
+
+/*
+ * A test-only fixture in the database (triggers, tables): `create` run by
+ * itest_ddl_fixture_install (asserting, itest_sql_ddl), `drop` by
+ * itest_ddl_fixture_remove (errors ignored, itest_sql_try_each) only when
+ * it was installed, so the remove suits a cmocka teardown. Statements are
+ * arrays of literals: ITEST_DDL_FIXTURE(create_array, drop_array).
+ */
+struct itest_ddl_fixture {
+    const char *const *create;
+    size_t n_create;
+    const char *const *drop;
+    size_t n_drop;
+    bool installed;
+};
+#define ITEST_DDL_FIXTURE(create, drop)                                        \
+    {                                                                          \
+        (create), sizeof(create) / sizeof((create)[0]), (drop),                \
+            sizeof(drop) / sizeof((drop)[0]), false                            \
+    }
+#define itest_ddl_fixture_install(f)                                           \
+    itest_ddl_fixture_install_at(__FILE__, __LINE__, (f))
+void itest_ddl_fixture_install_at(const char *file, int line,
+                                  struct itest_ddl_fixture *f);
+/* Returns 0 (a teardown's value). */
+int itest_ddl_fixture_remove(struct itest_ddl_fixture *f);
+
+/*
+ * The fintegrate-consumer program the tests run: $FINTEGRATE_CONSUMER_BIN
+ * (set by `make test`), else $FINTEGRATE_CHECKOUT/bin/fintegrate-consumer.
+ */
+const char *itest_consumer_bin(void);
 
 /*
  * Appends to buf (NUL-terminated, size bytes) "export NAME='value'; " or,

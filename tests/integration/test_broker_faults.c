@@ -243,18 +243,6 @@ log_lines(const char *n1, const char *n2)
 
 /* ---------------------------------------------------- the consumer program */
 
-static const char *
-consumer_bin(void)
-{
-    static char path[4096];
-    const char *b = getenv("FINTEGRATE_CONSUMER_BIN");
-    if (b != NULL && b[0] != '\0')
-        return b;
-    snprintf(path, sizeof path, "%s/bin/fintegrate-consumer",
-             itest_env("FINTEGRATE_CHECKOUT"));
-    return path;
-}
-
 /* Starts fintegrate-consumer for c with FINTEGRATE_AMQP_URL=url; its
  * output goes to g.dir/<tag>.out and .err (paths into out/err). */
 static pid_t
@@ -271,7 +259,7 @@ consumer_spawn(const struct itest_consumer *c, const char *url, const char *tag,
     snprintf(amqp, sizeof amqp, "FINTEGRATE_AMQP_URL=%s", url);
     const char *const env[] = {
         name, key, dir, amqp, "FINTEGRATE_LOG_LEVEL=info", NULL};
-    const char *const argv[] = {consumer_bin(), NULL};
+    const char *const argv[] = {itest_consumer_bin(), NULL};
     return itest_spawn(argv, env, out, err);
 }
 
@@ -550,12 +538,7 @@ setup(void **state)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "kill -CONT %ld 2>/dev/null; ", (long)g.beam);
     itest_sh_env_cmd(cmd, sizeof cmd, "FINTEGRATE_AMQP_URL", g.orig_url);
-    size_t len = strlen(cmd);
-    snprintf(cmd + len, sizeof cmd - len,
-             "'%1$s/scripts/stack.sh' app-stop 1>&2; "
-             "'%1$s/scripts/stack.sh' app-start 1>&2",
-             itest_env("FINTEGRATE_CHECKOUT"));
-    itest_on_signal_run(cmd);
+    itest_on_signal_restart_app(cmd);
     return 0;
 }
 

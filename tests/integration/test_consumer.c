@@ -153,19 +153,6 @@ wait_lines_at(const char *file, int line, const char *path, int want,
 
 /* ------------------------------------------------------- the program */
 
-static const char *
-consumer_bin(void)
-{
-    static char path[4096];
-    const char *b = getenv("FINTEGRATE_CONSUMER_BIN");
-    if (b != NULL && b[0] != '\0')
-        return b;
-    snprintf(path, sizeof path, "%s/bin/fintegrate-consumer",
-             itest_env("FINTEGRATE_CHECKOUT") ? itest_env("FINTEGRATE_CHECKOUT")
-                                              : ".");
-    return path;
-}
-
 static void
 kill_consumer(void)
 {
@@ -184,7 +171,7 @@ consumer_spawn(const char *const *extra, const char *key)
 {
     const char *argv[16];
     int argc = 0;
-    argv[argc++] = consumer_bin();
+    argv[argc++] = itest_consumer_bin();
     argv[argc++] = "--raw";
     for (int i = 0; extra != NULL && extra[i] != NULL && argc < 14; i++)
         argv[argc++] = extra[i];
@@ -229,7 +216,8 @@ consumer_start(const char *const *extra)
             dump_outputs();
             itest_failf("fintegrate-consumer (%s) exited at start-up "
                         "(status %d)",
-                        consumer_bin(), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+                        itest_consumer_bin(),
+                        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         }
         if (itest_now() > until) {
             dump_outputs();
@@ -309,16 +297,7 @@ consumer_stop(void)
 static void
 create_customer(char cid[37], char eid[37])
 {
-    char name[96];
-    itest_unique(name, sizeof name, "consumer-test");
-    char *body = itest_json_text(json_pack("{s:s}", "name", name));
-    struct itest_resp *r =
-        itest_request("POST", "/customer/data", g.key, body, NULL);
-    free(body);
-    json_t *d = itest_assert_envelope(r, 201);
-    snprintf(cid, 37, "%s", itest_jstr(d, "customer_id"));
-    snprintf(eid, 37, "%s", itest_jstr(d, "event_id"));
-    itest_resp_free(r);
+    itest_make_customer_event(g.key, "consumer-test", cid, eid);
 }
 
 /* PATCH /customer/change-status: the new event's id into eid. */

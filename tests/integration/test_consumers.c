@@ -1515,49 +1515,45 @@ deactivated_consumer_keeps_its_keys(void **state)
 
 /* --------------------------------------- events in the same transaction */
 
-static bool g_poison_installed;
-
-static int
-remove_poison(void **state)
-{
-    (void)state;
-    if (!g_poison_installed)
-        return 0;
-    static const char *const ddl[] = {
-        "DROP TRIGGER IF EXISTS itest_poison_system_event ON customer_events",
-        "DROP FUNCTION IF EXISTS itest_poison_system_event()",
-        "DROP TABLE IF EXISTS itest_poison_types",
-    };
-    itest_sql_try_each(ddl, sizeof(ddl) / sizeof(ddl[0]));
-    g_poison_installed = false;
-    return 0;
-}
-
 /*
  * A trigger that refuses to insert an event of a type listed in
  * itest_poison_types whose payload names "itest-poison-": the service's
  * transaction must then roll the consumer or key change back.
  */
+static const char *const poison_create[] = {
+    "CREATE TABLE IF NOT EXISTS itest_poison_types (event_type text "
+    "PRIMARY KEY)",
+    "DELETE FROM itest_poison_types",
+    "CREATE OR REPLACE FUNCTION itest_poison_system_event() RETURNS "
+    "trigger LANGUAGE plpgsql AS $f$ BEGIN "
+    "IF NEW.payload::text LIKE '%itest-poison-%' AND EXISTS (SELECT 1 "
+    "FROM itest_poison_types t WHERE t.event_type = NEW.event_type) THEN "
+    "RAISE EXCEPTION 'itest poison trigger refused this event'; END IF; "
+    "RETURN NEW; END $f$",
+    "DROP TRIGGER IF EXISTS itest_poison_system_event ON customer_events",
+    "CREATE TRIGGER itest_poison_system_event BEFORE INSERT ON "
+    "customer_events FOR EACH ROW EXECUTE FUNCTION "
+    "itest_poison_system_event()",
+};
+static const char *const poison_drop[] = {
+    "DROP TRIGGER IF EXISTS itest_poison_system_event ON customer_events",
+    "DROP FUNCTION IF EXISTS itest_poison_system_event()",
+    "DROP TABLE IF EXISTS itest_poison_types",
+};
+static struct itest_ddl_fixture g_poison =
+    ITEST_DDL_FIXTURE(poison_create, poison_drop);
+
 static void
 install_poison(void)
 {
-    static const char *const ddl[] = {
-        "CREATE TABLE IF NOT EXISTS itest_poison_types (event_type text "
-        "PRIMARY KEY)",
-        "DELETE FROM itest_poison_types",
-        "CREATE OR REPLACE FUNCTION itest_poison_system_event() RETURNS "
-        "trigger LANGUAGE plpgsql AS $f$ BEGIN "
-        "IF NEW.payload::text LIKE '%itest-poison-%' AND EXISTS (SELECT 1 "
-        "FROM itest_poison_types t WHERE t.event_type = NEW.event_type) THEN "
-        "RAISE EXCEPTION 'itest poison trigger refused this event'; END IF; "
-        "RETURN NEW; END $f$",
-        "DROP TRIGGER IF EXISTS itest_poison_system_event ON customer_events",
-        "CREATE TRIGGER itest_poison_system_event BEFORE INSERT ON "
-        "customer_events FOR EACH ROW EXECUTE FUNCTION "
-        "itest_poison_system_event()",
-    };
-    g_poison_installed = true;
-    itest_sql_ddl(ddl, sizeof(ddl) / sizeof(ddl[0]));
+    itest_ddl_fixture_install(&g_poison);
+}
+
+static int
+remove_poison(void **state)
+{
+    (void)state;
+    return itest_ddl_fixture_remove(&g_poison);
 }
 
 static void

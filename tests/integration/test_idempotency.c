@@ -39,12 +39,7 @@ setup(void **state)
      * its environment back. */
     char cmd[8192] = "";
     itest_sh_env_cmd(cmd, sizeof cmd, KILL_ENV, NULL);
-    size_t len = strlen(cmd);
-    snprintf(cmd + len, sizeof cmd - len,
-             "'%1$s/scripts/stack.sh' app-stop 1>&2; "
-             "'%1$s/scripts/stack.sh' app-start 1>&2",
-             itest_env("FINTEGRATE_CHECKOUT"));
-    itest_on_signal_run(cmd);
+    itest_on_signal_restart_app(cmd);
     return 0;
 }
 

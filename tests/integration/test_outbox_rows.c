@@ -450,47 +450,43 @@ payload_holds_text_byte_for_byte(void **state)
 
 /* ---------------------------------------------- same transaction (trigger) */
 
-static bool g_poison_installed;
-
-static int
-remove_poison(void **state)
-{
-    (void)state;
-    if (!g_poison_installed)
-        return 0;
-    static const char *const ddl[] = {
-        "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events",
-        "DROP FUNCTION IF EXISTS itest_poison_event()",
-        "DROP TABLE IF EXISTS itest_poison",
-    };
-    itest_sql_try_each(ddl, sizeof(ddl) / sizeof(ddl[0]));
-    g_poison_installed = false;
-    return 0;
-}
-
 /*
  * A trigger that makes the event insert fail for payloads naming
  * "itest-poison-" or for customers listed in itest_poison: the service's
  * transaction must then roll the customer change back.
  */
+static const char *const poison_create[] = {
+    "CREATE TABLE IF NOT EXISTS itest_poison (customer_id uuid PRIMARY "
+    "KEY)",
+    "CREATE OR REPLACE FUNCTION itest_poison_event() RETURNS trigger "
+    "LANGUAGE plpgsql AS $f$ BEGIN "
+    "IF NEW.payload::text LIKE '%itest-poison-%' OR EXISTS (SELECT 1 "
+    "FROM itest_poison p WHERE p.customer_id = NEW.customer_id) THEN "
+    "RAISE EXCEPTION 'itest poison trigger refused this event'; END IF; "
+    "RETURN NEW; END $f$",
+    "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events",
+    "CREATE TRIGGER itest_poison_event BEFORE INSERT ON customer_events "
+    "FOR EACH ROW EXECUTE FUNCTION itest_poison_event()",
+};
+static const char *const poison_drop[] = {
+    "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events",
+    "DROP FUNCTION IF EXISTS itest_poison_event()",
+    "DROP TABLE IF EXISTS itest_poison",
+};
+static struct itest_ddl_fixture g_poison =
+    ITEST_DDL_FIXTURE(poison_create, poison_drop);
+
 static void
 install_poison(void)
 {
-    static const char *const ddl[] = {
-        "CREATE TABLE IF NOT EXISTS itest_poison (customer_id uuid PRIMARY "
-        "KEY)",
-        "CREATE OR REPLACE FUNCTION itest_poison_event() RETURNS trigger "
-        "LANGUAGE plpgsql AS $f$ BEGIN "
-        "IF NEW.payload::text LIKE '%itest-poison-%' OR EXISTS (SELECT 1 "
-        "FROM itest_poison p WHERE p.customer_id = NEW.customer_id) THEN "
-        "RAISE EXCEPTION 'itest poison trigger refused this event'; END IF; "
-        "RETURN NEW; END $f$",
-        "DROP TRIGGER IF EXISTS itest_poison_event ON customer_events",
-        "CREATE TRIGGER itest_poison_event BEFORE INSERT ON customer_events "
-        "FOR EACH ROW EXECUTE FUNCTION itest_poison_event()",
-    };
-    g_poison_installed = true;
-    itest_sql_ddl(ddl, sizeof(ddl) / sizeof(ddl[0]));
+    itest_ddl_fixture_install(&g_poison);
+}
+
+static int
+remove_poison(void **state)
+{
+    (void)state;
+    return itest_ddl_fixture_remove(&g_poison);
 }
 
 static void

@@ -238,12 +238,7 @@ setup(void **state)
     char cmd[4096] = "";
     itest_sh_env_cmd(cmd, sizeof cmd, "FINTEGRATE_RELAY_INTERVAL_MS",
                      g_orig_interval);
-    size_t len = strlen(cmd);
-    snprintf(cmd + len, sizeof cmd - len,
-             "'%1$s/scripts/stack.sh' app-stop 1>&2; "
-             "'%1$s/scripts/stack.sh' app-start 1>&2",
-             itest_env("FINTEGRATE_CHECKOUT"));
-    itest_on_signal_run(cmd);
+    itest_on_signal_restart_app(cmd);
     setenv("FINTEGRATE_RELAY_INTERVAL_MS", "0", 1);
     g_app_changed = true;
     if (itest_app_restart() != 0) {

@@ -164,22 +164,6 @@ policy_delete(void)
     return !g_policy_set;
 }
 
-/* POST /customer/data as key: ids into cid and eid. */
-static void
-create_customer(const char *key, const char *prefix, char cid[37], char eid[37])
-{
-    char name[96];
-    itest_unique(name, sizeof name, prefix);
-    char *body = itest_json_text(json_pack("{s:s}", "name", name));
-    struct itest_resp *r =
-        itest_request("POST", "/customer/data", key, body, NULL);
-    free(body);
-    json_t *d = itest_assert_envelope(r, 201);
-    snprintf(cid, 37, "%s", itest_jstr(d, "customer_id"));
-    snprintf(eid, 37, "%s", itest_jstr(d, "event_id"));
-    itest_resp_free(r);
-}
-
 /* One change about customer cid that must answer `status` and write one
  * event. */
 static void
@@ -359,18 +343,6 @@ expect_queue(const char *queue, const char *consumer_id, const char *query,
 /* ------------------------------------------------------ child processes */
 
 static const char *
-consumer_bin(void)
-{
-    static char path[4096];
-    const char *b = itest_env("FINTEGRATE_CONSUMER_BIN");
-    if (b != NULL)
-        return b;
-    snprintf(path, sizeof path, "%s/bin/fintegrate-consumer",
-             itest_env("FINTEGRATE_CHECKOUT"));
-    return path;
-}
-
-static const char *
 fcgi_bin(void)
 {
     static char path[4096];
@@ -482,12 +454,10 @@ setup(void **state)
     snprintf(cmd + len, sizeof cmd - len,
              "'%1$s/scripts/stack.sh' broker-start 1>&2; "
              "curl -s -o /dev/null -m 5 -u guest:guest -X DELETE "
-             "'http://127.0.0.1:%2$s/api/policies/%%2F/%3$s'; "
-             "'%1$s/scripts/stack.sh' app-stop 1>&2; "
-             "'%1$s/scripts/stack.sh' app-start 1>&2",
+             "'http://127.0.0.1:%2$s/api/policies/%%2F/%3$s'; ",
              itest_env("FINTEGRATE_CHECKOUT"),
              itest_env("FINTEGRATE_AMQP_MGMT_PORT"), g_policy);
-    itest_on_signal_run(cmd);
+    itest_on_signal_restart_app(cmd);
     return 0;
 }
 
@@ -599,7 +569,7 @@ relay_publishes_an_outage_backlog_without_a_call(void **state)
     broker_stop();
     for (int i = 0; i < N; i++) {
         char cid[37], eid[37];
-        create_customer(c.key, "relay", cid, eid);
+        itest_make_customer_event(c.key, "relay", cid, eid);
         change_status(c.key, cid, "INACTIVE");
     }
     expect_count(ids,
@@ -664,8 +634,8 @@ backoff_retries_a_refused_event_on_the_schedule(void **state)
     new_consumer(&c, queue, "backoff");
     snprintf(ids, sizeof ids, "{%s}", c.id);
     /* Two messages sit in the queue... */
-    create_customer(c.key, "filler", cid, filler[0]);
-    create_customer(c.key, "filler", cid, filler[1]);
+    itest_make_customer_event(c.key, "filler", cid, filler[0]);
+    itest_make_customer_event(c.key, "filler", cid, filler[1]);
     wait_all_published(ids, 10);
     /* ...and a policy makes it full: every publish to it is nacked. */
     char path[192], body[512];
@@ -696,7 +666,7 @@ backoff_retries_a_refused_event_on_the_schedule(void **state)
     }
 
     /* E1 is refused inline; E2, the customer's next event, is Held. */
-    create_customer(c.key, "refused", cid, e1);
+    itest_make_customer_event(c.key, "refused", cid, e1);
     change_status(c.key, cid, "INACTIVE");
     event_of(cid, 2, e2);
     char one[48];
@@ -924,7 +894,7 @@ order_across_an_outage_is_kept_by_the_publisher(void **state)
     for (int i = 0; i < ALL; i++) {
         char eid[37];
         key[i] = c[i / PER].key;
-        create_customer(key[i], "order", cid[i], eid);
+        itest_make_customer_event(key[i], "order", cid[i], eid);
     }
     wait_all_published(ids, 10);
 
@@ -943,8 +913,8 @@ order_across_an_outage_is_kept_by_the_publisher(void **state)
              state_dir);
     const char *const cenv[] = {env_name, env_key, env_state,
                                 "FINTEGRATE_LOG_LEVEL=info", NULL};
-    const char *const cargv[] = {consumer_bin(), "--gap-timeout-ms", "1000",
-                                 NULL};
+    const char *const cargv[] = {itest_consumer_bin(), "--gap-timeout-ms",
+                                 "1000", NULL};
     g_consumer = itest_spawn(cargv, cenv, out, err);
     char ready[200];
     snprintf(ready, sizeof ready, "consuming %s on", queue[1]);

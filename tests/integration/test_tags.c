@@ -1763,25 +1763,6 @@ administrator_changes_tags_event_keeps_owner(void **state)
 
 /* -------------------------------- interrupted writes leave nothing */
 
-static bool g_poison_installed;
-
-static int
-remove_poison(void **state)
-{
-    (void)state;
-    if (!g_poison_installed)
-        return 0;
-    static const char *const ddl[] = {
-        "DROP TRIGGER IF EXISTS itest_tags_poison_tag ON customer_tags",
-        "DROP TRIGGER IF EXISTS itest_tags_poison_event ON customer_events",
-        "DROP FUNCTION IF EXISTS itest_tags_poison()",
-        "DROP TABLE IF EXISTS itest_tags_poison_customers",
-    };
-    itest_sql_try_each(ddl, sizeof(ddl) / sizeof(ddl[0]));
-    g_poison_installed = false;
-    return 0;
-}
-
 /*
  * Test-only triggers: a customer_tags row whose value starts with
  * "itest-tags-poison" fails its INSERT/UPDATE (so a multi-row insert is
@@ -1789,32 +1770,47 @@ remove_poison(void **state)
  * listed in itest_tags_poison_customers fails its INSERT (so the tag change
  * itself went through and only its event is refused).
  */
+static const char *const poison_create[] = {
+    "CREATE TABLE IF NOT EXISTS itest_tags_poison_customers (customer_id "
+    "uuid PRIMARY KEY)",
+    "CREATE OR REPLACE FUNCTION itest_tags_poison() RETURNS trigger "
+    "LANGUAGE plpgsql AS $f$ BEGIN "
+    "IF TG_TABLE_NAME = 'customer_tags' THEN "
+    "  IF NEW.tag_value LIKE 'itest-tags-poison%' THEN "
+    "    RAISE EXCEPTION 'itest poison trigger refused this tag'; "
+    "  END IF; "
+    "ELSIF EXISTS (SELECT 1 FROM itest_tags_poison_customers p "
+    "              WHERE p.customer_id = NEW.customer_id) THEN "
+    "  RAISE EXCEPTION 'itest poison trigger refused this event'; "
+    "END IF; "
+    "RETURN NEW; END $f$",
+    "DROP TRIGGER IF EXISTS itest_tags_poison_tag ON customer_tags",
+    "CREATE TRIGGER itest_tags_poison_tag BEFORE INSERT OR UPDATE ON "
+    "customer_tags FOR EACH ROW EXECUTE FUNCTION itest_tags_poison()",
+    "DROP TRIGGER IF EXISTS itest_tags_poison_event ON customer_events",
+    "CREATE TRIGGER itest_tags_poison_event BEFORE INSERT ON "
+    "customer_events FOR EACH ROW EXECUTE FUNCTION itest_tags_poison()",
+};
+static const char *const poison_drop[] = {
+    "DROP TRIGGER IF EXISTS itest_tags_poison_tag ON customer_tags",
+    "DROP TRIGGER IF EXISTS itest_tags_poison_event ON customer_events",
+    "DROP FUNCTION IF EXISTS itest_tags_poison()",
+    "DROP TABLE IF EXISTS itest_tags_poison_customers",
+};
+static struct itest_ddl_fixture g_poison =
+    ITEST_DDL_FIXTURE(poison_create, poison_drop);
+
 static void
 install_poison(void)
 {
-    static const char *const ddl[] = {
-        "CREATE TABLE IF NOT EXISTS itest_tags_poison_customers (customer_id "
-        "uuid PRIMARY KEY)",
-        "CREATE OR REPLACE FUNCTION itest_tags_poison() RETURNS trigger "
-        "LANGUAGE plpgsql AS $f$ BEGIN "
-        "IF TG_TABLE_NAME = 'customer_tags' THEN "
-        "  IF NEW.tag_value LIKE 'itest-tags-poison%' THEN "
-        "    RAISE EXCEPTION 'itest poison trigger refused this tag'; "
-        "  END IF; "
-        "ELSIF EXISTS (SELECT 1 FROM itest_tags_poison_customers p "
-        "              WHERE p.customer_id = NEW.customer_id) THEN "
-        "  RAISE EXCEPTION 'itest poison trigger refused this event'; "
-        "END IF; "
-        "RETURN NEW; END $f$",
-        "DROP TRIGGER IF EXISTS itest_tags_poison_tag ON customer_tags",
-        "CREATE TRIGGER itest_tags_poison_tag BEFORE INSERT OR UPDATE ON "
-        "customer_tags FOR EACH ROW EXECUTE FUNCTION itest_tags_poison()",
-        "DROP TRIGGER IF EXISTS itest_tags_poison_event ON customer_events",
-        "CREATE TRIGGER itest_tags_poison_event BEFORE INSERT ON "
-        "customer_events FOR EACH ROW EXECUTE FUNCTION itest_tags_poison()",
-    };
-    g_poison_installed = true;
-    itest_sql_ddl(ddl, sizeof(ddl) / sizeof(ddl[0]));
+    itest_ddl_fixture_install(&g_poison);
+}
+
+static int
+remove_poison(void **state)
+{
+    (void)state;
+    return itest_ddl_fixture_remove(&g_poison);
 }
 
 static void

@@ -143,6 +143,7 @@ db_drop(struct db *db)
         PQfinish(db->conn);
     db->conn = NULL;
     db->in_tx = false;
+    db->begin_pending = false;
     db->tx_depth = 0;
 }
 
@@ -311,6 +312,9 @@ result_ok(const PGresult *res)
 static PGresult *
 db_collect(PGconn *conn, long long deadline, bool *late)
 {
+    /* In pipeline mode each query's results end with a NULL and the whole
+     * with the sync's own result: that one ends the call. */
+    bool pipeline = PQpipelineStatus(conn) != PQ_PIPELINE_OFF;
     PGresult *keep = NULL;
     *late = false;
     for (;;) {
@@ -323,8 +327,14 @@ db_collect(PGconn *conn, long long deadline, bool *late)
             unflushed = 0;
         if (unflushed == 0 && !PQisBusy(conn)) {
             PGresult *r = PQgetResult(conn); /* does not block now */
-            if (r == NULL)
+            if (r == NULL && !pipeline)
                 return keep;
+            if (r == NULL)
+                continue; /* the end of one query of the pipeline */
+            if (pipeline && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                return keep;
+            }
             if (keep == NULL || result_ok(keep)) {
                 PQclear(keep);
                 keep = r;
@@ -356,6 +366,25 @@ db_collect(PGconn *conn, long long deadline, bool *late)
     return NULL;
 }
 
+/* BEGIN and `c` (a prepared statement) in one round trip: libpq pipeline
+ * mode, BEGIN, the statement, a sync.  1 when libpq queued all of it, 0
+ * when it refused (then nothing is on the wire: a refused send is a
+ * connection libpq already knows broken, and the pipeline is flushed only
+ * by db_collect). */
+static int
+send_with_begin(PGconn *conn, const struct db_call *c)
+{
+    if (!PQenterPipelineMode(conn) ||
+        !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        return 0;
+    /* PQsendQuery (the simple protocol) is refused in a pipeline: a fixed
+     * statement of ours is one statement, sent as one with no parameters */
+    int sent = c->op == DB_OP_QUERY ? PQsendQueryParams(conn, c->sql, 0, NULL,
+                                                        NULL, NULL, NULL, 0)
+                                    : call_send(conn, c);
+    return sent && PQpipelineSync(conn);
+}
+
 /*
  * Sends `c` and waits for its reply until `deadline`.  Returns the result
  * when its status is TUPLES_OK or COMMAND_OK, else NULL with `err`.
@@ -367,13 +396,25 @@ call_once(struct db *db, const struct db_call *c, long long deadline,
           bool *unsent, struct app_err *err)
 {
     *unsent = false;
-    if (!call_send(db->conn, c)) {
+    bool with_begin = db->begin_pending;
+    if (with_begin ? !send_with_begin(db->conn, c) : !call_send(db->conn, c)) {
         *unsent = true;
         fail_from_result(db, NULL, call_name(c), err);
+        if (with_begin)
+            db_drop(db); /* it may be left in pipeline mode */
         return NULL;
     }
+    db->begin_pending = false;
     bool late;
     PGresult *res = db_collect(db->conn, deadline, &late);
+    if (with_begin && (res == NULL || !PQexitPipelineMode(db->conn))) {
+        /* no reply, or one libpq cannot close: the connection goes */
+        if (res != NULL) {
+            PQclear(res);
+            res = NULL;
+            late = false;
+        }
+    }
     if (res != NULL && result_ok(res))
         return res;
     if (res != NULL) {
@@ -413,6 +454,25 @@ call_prepared(struct db *db, const struct db_call *c, long long deadline,
     return call_once(db, c, deadline, unsent, err);
 }
 
+/* A fresh connection in place of a dead one on which nothing of the
+ * current transaction was sent (outside one, or its BEGIN still pending):
+ * the transaction, not yet begun anywhere, begins on the new one. */
+static int
+reconnect(struct db *db, struct app_err *err)
+{
+    bool in_tx = db->in_tx;
+    unsigned depth = db->tx_depth, held = db->tx_floor;
+    if (db_connect(db, err) < 0)
+        return -1;
+    if (in_tx) {
+        db->in_tx = true;
+        db->begin_pending = true;
+        db->tx_depth = depth;
+        db->tx_floor = held;
+    }
+    return 0;
+}
+
 /* Before sending: a connection, not found dead.  Outside a transaction a
  * dead one is replaced (nothing was sent on it, so nothing runs twice);
  * inside one, the transaction is lost: 503.  A connection dropped earlier
@@ -428,14 +488,14 @@ db_ready(struct db *db, const char *what, struct app_err *err)
     }
     if (!db_is_stale(db))
         return 0;
-    if (db->in_tx) {
+    if (db->in_tx && !db->begin_pending) {
         err_set(err, 503, "%s", client_message(503));
         err_detail(err, "%s: the connection died inside a transaction", what);
         db_drop(db);
         return -1;
     }
     log_warn("database connection went stale; reconnecting before %s", what);
-    return db_connect(db, err);
+    return reconnect(db, err);
 }
 
 /*
@@ -449,14 +509,21 @@ db_call(struct db *db, const struct db_call *c, struct app_err *err)
     if (db_ready(db, call_name(c), err) < 0)
         return NULL;
     bool unsent;
+    /* db_drop forgets the transaction: what it was, for the re-send */
+    bool fresh_tx = !db->in_tx || db->begin_pending;
+    bool in_tx = db->in_tx;
+    unsigned depth = db->tx_depth, held = db->tx_floor;
     PGresult *res = call_prepared(db, c, deadline, &unsent, err);
-    if (res == NULL && unsent && !db->in_tx &&
+    if (res == NULL && unsent && fresh_tx &&
         (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD)) {
         log_warn("database connection found dead before %s was sent; "
                  "reconnecting to send it",
                  call_name(c));
         err_clear(err);
-        if (db_connect(db, err) < 0)
+        db->in_tx = in_tx;
+        db->tx_depth = depth;
+        db->tx_floor = held;
+        if (reconnect(db, err) < 0)
             return NULL;
         res = call_prepared(db, c, deadline, &unsent, err);
     }
@@ -531,11 +598,12 @@ db_begin(struct db *db, struct app_err *err)
         db->tx_depth++;
         return 0;
     }
-    PGresult *res = db_simple(db, "BEGIN", err);
-    if (res == NULL)
+    /* Sent with the first statement (db.h): one round trip fewer.  The
+     * connection must be there, as an eager BEGIN would have found. */
+    if (db_ready(db, "BEGIN", err) < 0)
         return -1;
-    PQclear(res);
     db->in_tx = true;
+    db->begin_pending = true;
     db->tx_depth = 1;
     db->tx_floor = 0; /* a new transaction is never held by a stale hold */
     return 0;
@@ -570,6 +638,12 @@ db_commit(struct db *db, struct app_err *err)
          * send.  At the held level the holder commits. */
         if (db->tx_depth > db->tx_floor)
             db->tx_depth--;
+        return 0;
+    }
+    if (db->begin_pending) {
+        /* nothing was sent: nothing to commit */
+        db->in_tx = db->begin_pending = false;
+        db->tx_depth = 0;
         return 0;
     }
     PGresult *res = db_simple(db, "COMMIT", err);
@@ -621,8 +695,9 @@ db_rollback(struct db *db)
 {
     if (db->tx_depth <= db->tx_floor && db->tx_depth > 0)
         return; /* the held level: its holder ends it */
-    if (!db->in_tx || db->conn == NULL) {
-        db->in_tx = false;
+    if (!db->in_tx || db->conn == NULL || db->begin_pending) {
+        /* nothing begun on the server (or no server): nothing to undo */
+        db->in_tx = db->begin_pending = false;
         db->tx_depth = 0;
         return;
     }

@@ -24,6 +24,12 @@
  *     check before sending, or libpq refused to send).  Once sent, a
  *     statement whose reply is lost is never run again: 503;
  *   * a COMMIT that the server answers with ROLLBACK fails with a 503.
+ * db_begin sends nothing: its BEGIN goes out with the transaction's first
+ * statement, in one round trip (libpq pipeline mode: BEGIN, the statement,
+ * a sync), and a transaction that sent nothing commits or rolls back
+ * without a round trip.  Until that first statement nothing of the
+ * transaction is on the server, so a connection found dead before it is
+ * replaced as outside a transaction.
  * After a call failed because the connection broke, the connection is
  * dropped and the rest of the request fails fast (503) without
  * reconnecting; the next request's db_ensure reconnects.
@@ -68,9 +74,12 @@ struct db {
     unsigned gen; /* new at every (re)connect, unique in the process;
                    * invalidates prepares */
     bool in_tx;
-    unsigned tx_depth; /* 0 none, 1 a transaction, 2+ savepoints in it */
-    unsigned tx_floor; /* levels db_commit/db_rollback may not end (1
-                        * while db_begin_held's transaction is held) */
+    bool begin_pending; /* db_begin's BEGIN not sent yet: it goes out with
+                         * the transaction's first statement, in one
+                         * round trip (libpq pipeline mode) */
+    unsigned tx_depth;  /* 0 none, 1 a transaction, 2+ savepoints in it */
+    unsigned tx_floor;  /* levels db_commit/db_rollback may not end (1
+                         * while db_begin_held's transaction is held) */
 };
 
 /* A statement prepared on first use on each connection.  Declare them

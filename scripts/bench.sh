@@ -391,6 +391,7 @@ steady() {
     t0=$(now_ms)
     # the sampler: queue depth and the publishers' connection state, every 5 s
     (
+        set +e +o pipefail # a failed sample is a "?", never the sampler's end
         while :; do
             q=$(curl -s -m 2 -u guest:guest "$MGMT/queues/%2f/$qname?columns=messages,messages_unacknowledged" |
                 sed -n 's/.*"messages":\([0-9]*\).*"messages_unacknowledged":\([0-9]*\).*/\1 \2/p')

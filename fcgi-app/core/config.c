@@ -55,7 +55,7 @@ static const struct config_row config_rows[] = {
         "9000", 0, 3600000),
     ROW("FINTEGRATE_AMQP_URL", CFG_STRING, amqp_url,
         "amqp://guest:guest@127.0.0.1:5672", 0, 0),
-    ROW("FINTEGRATE_WORKERS", CFG_INT, workers, "4", 1, 256),
+    ROW("FINTEGRATE_WORKERS", CFG_INT, workers, "8", 1, 256),
     ROW("FINTEGRATE_PUBLISH_TIMEOUT_MS", CFG_INT, publish_timeout_ms, "1000", 1,
         60000),
     ROW("FINTEGRATE_BREAKER_FAILURES", CFG_INT, breaker_failures, "5", 1, 1000),

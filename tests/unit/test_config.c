@@ -80,7 +80,7 @@ test_defaults(void **state)
     assert_string_equal(cfg.db_url, "host=127.0.0.1 port=15432 "
                                     "dbname=fintegrate user=fintegrate");
     assert_string_equal(cfg.amqp_url, "amqp://guest:guest@127.0.0.1:5672");
-    assert_int_equal(cfg.workers, 4);
+    assert_int_equal(cfg.workers, 8);
     assert_int_equal(cfg.publish_timeout_ms, 1000);   /* docs/API.md §7.2 */
     assert_int_equal(cfg.breaker_failures, 5);        /* docs/API.md §7.2 */
     assert_int_equal(cfg.breaker_cooldown_ms, 10000); /* docs/API.md §7.2 */

@@ -454,21 +454,31 @@ call_prepared(struct db *db, const struct db_call *c, long long deadline,
     return call_once(db, c, deadline, unsent, err);
 }
 
-/* A fresh connection in place of a dead one on which nothing of the
- * current transaction was sent (outside one, or its BEGIN still pending):
- * the transaction, not yet begun anywhere, begins on the new one. */
-static int
-reconnect(struct db *db, struct app_err *err)
+/* What db_drop forgets of the transaction. */
+struct tx_state {
+    bool in_tx;
+    unsigned depth, held;
+};
+
+static struct tx_state
+tx_state_of(const struct db *db)
 {
-    bool in_tx = db->in_tx;
-    unsigned depth = db->tx_depth, held = db->tx_floor;
+    return (struct tx_state){db->in_tx, db->tx_depth, db->tx_floor};
+}
+
+/* A fresh connection in place of a dead one on which nothing of the
+ * transaction `tx` was sent (none open, or its BEGIN still pending): the
+ * transaction, not yet begun anywhere, begins on the new one. */
+static int
+reconnect(struct db *db, struct tx_state tx, struct app_err *err)
+{
     if (db_connect(db, err) < 0)
         return -1;
-    if (in_tx) {
+    if (tx.in_tx) {
         db->in_tx = true;
         db->begin_pending = true;
-        db->tx_depth = depth;
-        db->tx_floor = held;
+        db->tx_depth = tx.depth;
+        db->tx_floor = tx.held;
     }
     return 0;
 }
@@ -495,7 +505,7 @@ db_ready(struct db *db, const char *what, struct app_err *err)
         return -1;
     }
     log_warn("database connection went stale; reconnecting before %s", what);
-    return reconnect(db, err);
+    return reconnect(db, tx_state_of(db), err);
 }
 
 /*
@@ -511,8 +521,7 @@ db_call(struct db *db, const struct db_call *c, struct app_err *err)
     bool unsent;
     /* db_drop forgets the transaction: what it was, for the re-send */
     bool fresh_tx = !db->in_tx || db->begin_pending;
-    bool in_tx = db->in_tx;
-    unsigned depth = db->tx_depth, held = db->tx_floor;
+    struct tx_state tx = tx_state_of(db);
     PGresult *res = call_prepared(db, c, deadline, &unsent, err);
     if (res == NULL && unsent && fresh_tx &&
         (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD)) {
@@ -520,10 +529,7 @@ db_call(struct db *db, const struct db_call *c, struct app_err *err)
                  "reconnecting to send it",
                  call_name(c));
         err_clear(err);
-        db->in_tx = in_tx;
-        db->tx_depth = depth;
-        db->tx_floor = held;
-        if (reconnect(db, err) < 0)
+        if (reconnect(db, tx, err) < 0)
             return NULL;
         res = call_prepared(db, c, deadline, &unsent, err);
     }

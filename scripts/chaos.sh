@@ -9,14 +9,15 @@
 #      changes, bin/fintegrate-chaos load), FINTEGRATE_CHAOS_RATE requests/s;
 #   3. injects the faults one after another, each in its own time window
 #      (written to windows.txt: name, start, end, database window or not, how
-#      many processes were killed);
+#      many processes were killed; each kill's moment to kills.txt);
 #   4. after the load, waits until the consumers processed every accepted
 #      event (no resend is called: the relay re-drives) and prints
 #      fintegrate-chaos report (a table per fault) and verify (accepted,
 #      processed, lost, processed twice, order violations, drain time).
 # Exit status non-zero when anything was lost, processed twice or out of
-# order, or when a 5xx came outside the database windows beyond one request
-# per killed worker.
+# order, or when a request outside the database windows got a 5xx or no
+# answer without having been in flight on an app node when one of its
+# processes was killed (kills.txt).
 #
 #   chaos.sh [--short]
 #
@@ -66,8 +67,34 @@ DIR=$FINTEGRATE_CLUSTER_DIR
 read -r URL1 URL2 <<<"$FINTEGRATE_CLUSTER_URLS"
 OUT=$DIR/chaos
 WINDOWS=$OUT/windows.txt
+KILLS=$OUT/kills.txt
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# kill_app N PID [GROUP] — kill -9 a worker of app node N (or, with GROUP,
+# PID's whole process group), wait until those processes are gone (their
+# sockets closed; at most 2 s) and record the kill (kills.txt: the request
+# log's node index, the time before the kill and after the last exit): only
+# requests in flight on that node in between may fail.
+kill_app() {
+    local node=$1 pid=$2 before p state i alive
+    local -a pids=("$pid")
+    if [ "${3:-}" = group ]; then
+        mapfile -t pids < <(pgrep -g "$pid")
+    fi
+    before=$(now_ms)
+    if [ "${3:-}" = group ]; then kill -KILL -- "-$pid"; else kill -KILL "$pid"; fi
+    for ((i = 0; i < 400; i++)); do
+        alive=0
+        for p in "${pids[@]}"; do
+            state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) || state=""
+            [ -n "$state" ] && [ "$state" != Z ] && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.005
+    done
+    printf '%s %s %s\n' "$((node - 1))" "$before" "$(now_ms)" >>"$KILLS"
+}
 
 # ---------------------------------------------------------------------------
 # Cleanup: consumers and load stopped, cluster down, always.
@@ -184,7 +211,7 @@ f_kill_workers() { # three workers, spread over both nodes, 3 s apart
     for n in 1 2 1; do
         victim=$(app_workers "$n" | shuf -n 1)
         say "  kill -9 worker $victim of app$n"
-        kill -KILL "$victim"
+        kill_app "$n" "$victim"
         sleep 3
     done
 }
@@ -192,7 +219,7 @@ f_kill_node() {
     local m
     m=$(app_master 1)
     say "  kill -9 of app1's master $m and its process group"
-    kill -KILL -- "-$m"
+    kill_app 1 "$m" group
     sleep 3
     "$CLUSTER" part app1 app-start >/dev/null
 }
@@ -262,6 +289,7 @@ main() {
         start_consumer "$name" "$i"
     done
     : >"$WINDOWS"
+    : >"$KILLS"
     if [ "$SHORT" = 1 ]; then
         faults=("kill-worker 0 1 f_kill_one_worker" "sighup-roll 0 0 f_sighup"
                 "broker-leader-stop 0 0 f_broker_leader" "pg-primary-restart 1 0 f_pg_restart")
@@ -303,7 +331,8 @@ main() {
     fi
     echo
     echo "=== requests per fault window (bin/fintegrate-chaos report)"
-    "$CHAOS_BIN" report --requests "$OUT/requests.txt" --windows "$WINDOWS" || rc=1
+    "$CHAOS_BIN" report --requests "$OUT/requests.txt" --windows "$WINDOWS" \
+        --kills "$KILLS" || rc=1
     echo
     echo "=== events (bin/fintegrate-chaos verify)"
     local -a outs=()
@@ -321,7 +350,7 @@ f_kill_one_worker() {
     local victim
     victim=$(app_workers 1 | shuf -n 1)
     say "  kill -9 worker $victim of app1"
-    kill -KILL "$victim"
+    kill_app 1 "$victim"
 }
 
 main

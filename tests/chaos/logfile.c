@@ -70,6 +70,41 @@ logfile_read_windows(const char *prog, const char *path, struct vec *out)
     return each_line(prog, "--windows", path, window_line, &c);
 }
 
+struct kills_ctx {
+    const char *prog, *path;
+    struct vec *out;
+};
+
+static int
+kill_line(void *ctx, char *line, long line_no)
+{
+    struct kills_ctx *c = ctx;
+    struct report_kill k;
+    int r = report_parse_kill(line, &k);
+
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        fprintf(stderr,
+                "%s: %s line %ld: expected \"node_index before_ms "
+                "after_ms\" with before_ms <= after_ms\n",
+                c->prog, c->path, line_no);
+        return -1;
+    }
+    if (vec_push(c->out, &k) < 0) {
+        fprintf(stderr, "%s: out of memory\n", c->prog);
+        return -1;
+    }
+    return 0;
+}
+
+int
+logfile_read_kills(const char *prog, const char *path, struct vec *out)
+{
+    struct kills_ctx c = {prog, path, out};
+    return each_line(prog, "--kills", path, kill_line, &c);
+}
+
 struct requests_ctx {
     const char *prog, *path;
     logfile_attempt_fn each;

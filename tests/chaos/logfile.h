@@ -1,6 +1,6 @@
 /*
- * tests/chaos/logfile.h — reading the chaos run's two files: the windows
- * file (report.h's window lines) and the request log (reqlog.h), shared by
+ * tests/chaos/logfile.h — reading the chaos run's files: the windows and
+ * kills files (report.h's lines) and the request log (reqlog.h), shared by
  * `fintegrate-chaos report` and `verify`.  Messages go to stderr, prefixed
  * with the command's name.
  */
@@ -18,6 +18,12 @@
  * cannot be read, a line is not a window, out of memory).
  */
 int logfile_read_windows(const char *prog, const char *path, struct vec *out);
+
+/*
+ * Reads the kills file into *out (struct report_kill).  0, or -1 said on
+ * stderr.
+ */
+int logfile_read_kills(const char *prog, const char *path, struct vec *out);
 
 /* Called for each attempt of the request log; -1 stops the read (out of
  * memory). */

@@ -9,9 +9,17 @@
  * An attempt belongs to the first window whose [start_ms, end_ms] holds its
  * start_ms — a failed one (5xx, no answer) its end_ms, the moment it
  * failed; attempts in no window go to the row "steady".  In a db_window
- * (1) 5xx answers are allowed; elsewhere each killed worker allows one
- * failed attempt (5xx or no answer: nginx's 502 for the request that was in
- * flight on it), and "steady" allows none.
+ * (1) 5xx answers are allowed.  Elsewhere a failed attempt (5xx or no
+ * answer) is allowed only when it was in flight on the node of a kill at
+ * the moment of that kill (a kill record below): nginx had already handed
+ * it to the killed worker, or to a killed node's listen queue, and cannot
+ * send a write twice.  An attempt sent after the kill must not fail, and
+ * "steady" allows none.  (killed_workers is shown in the table only.)
+ *
+ * Kills file, one kill a line:
+ *   node_index before_ms after_ms
+ * node_index as in the request log (the nginx node whose own app node lost
+ * the process), the kill sent between before_ms and after_ms.
  *
  * Pure: no I/O; rendering appends to a strbuf.
  */
@@ -42,11 +50,20 @@ struct report_window {
 int report_parse_window(char *line, struct report_window *out);
 void report_window_free(struct report_window *w);
 
+struct report_kill {
+    int node;
+    int64_t before_ms, after_ms;
+};
+
+/* Parses a kills-file line in place: 1 a kill, 0 blank or comment, -1
+ * malformed. */
+int report_parse_kill(char *line, struct report_kill *out);
+
 struct report_row {
     const char *name; /* borrowed: a window's name, "steady" or "total" */
     bool db;          /* a database window: 5xx allowed */
     bool judged;      /* counts towards the judgement (not db, not total) */
-    long allowed;     /* failed attempts allowed (killed workers) */
+    long excused;     /* failed attempts in flight at a kill on their node */
     long requests, n2xx, n4xx, n5xx, other; /* other: no answer, 1xx, 3xx */
     int64_t p50, p99, max;                  /* ms; -1 when no requests */
     long logical;   /* logical writes whose first attempt is in this row */
@@ -59,15 +76,18 @@ struct report {
     size_t n_rows;
     const struct report_window *windows; /* borrowed */
     size_t n_windows;
+    const struct report_kill *kills; /* borrowed */
+    size_t n_kills;
     bool retry;     /* show the logical-write columns */
     struct vec log; /* internal: per-attempt logical bookkeeping */
 };
 
 /*
- * Sets r up for the given windows (borrowed: they must outlive r).
- * 0, or -1 on allocation failure.
+ * Sets r up for the given windows and kills (borrowed: they must outlive
+ * r).  0, or -1 on allocation failure.
  */
-int report_init(struct report *r, const struct report_window *w, size_t nw)
+int report_init(struct report *r, const struct report_window *w, size_t nw,
+                const struct report_kill *k, size_t nk)
     __attribute__((warn_unused_result));
 /* Counts one attempt.  0, or -1 on allocation failure. */
 int report_add(struct report *r, const struct reqlog_attempt *a)
@@ -77,7 +97,8 @@ int report_add(struct report *r, const struct reqlog_attempt *a)
 int report_finish(struct report *r) __attribute__((warn_unused_result));
 /* The fixed-width table, one row per window, steady and total. */
 void report_render(const struct report *r, struct strbuf *out);
-/* The judgement lines; true when no window exceeds its allowance. */
+/* The judgement lines; true when no failed attempt outside the database
+ * windows lacks its kill. */
 bool report_judge(const struct report *r, struct strbuf *out);
 void report_free(struct report *r);
 

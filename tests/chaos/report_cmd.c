@@ -1,8 +1,9 @@
 /*
  * tests/chaos/report_cmd.c — `fintegrate-chaos report --requests FILE
- * --windows FILE`: reads the request log of `load` and the fault windows of
- * the chaos script, prints the table and the judgement (report.h), and
- * exits 1 when a window holds more failed requests than it allows.
+ * --windows FILE [--kills FILE]`: reads the request log of `load`, the
+ * fault windows and the kills of the chaos script, prints the table and the
+ * judgement (report.h), and exits 1 when a request failed outside the
+ * database windows without having been in flight at a kill.
  */
 #include "commands.h"
 #include "reqlog.h"
@@ -19,17 +20,20 @@ static void
 usage(FILE *to)
 {
     fprintf(to,
-            "usage: fintegrate-chaos report --requests FILE --windows FILE\n"
+            "usage: fintegrate-chaos report --requests FILE --windows FILE "
+            "[--kills FILE]\n"
             "\n"
             "  --requests FILE  the --out file of `fintegrate-chaos load`\n"
             "  --windows FILE   lines \"name start_ms end_ms db_window "
             "killed_workers\"\n"
-            "                   (db_window 1: 5xx allowed; killed_workers: "
-            "failed\n"
-            "                   requests allowed in that window)\n"
-            "Exit status 1 when 5xx or unanswered requests outside the "
-            "database\n"
-            "windows exceed a window's allowance.\n");
+            "                   (db_window 1: 5xx allowed)\n"
+            "  --kills FILE     lines \"node_index before_ms after_ms\": a "
+            "process of\n"
+            "                   that node's app killed in between\n"
+            "Exit status 1 when a request outside the database windows got a "
+            "5xx\n"
+            "or no answer without having been in flight on the node of a "
+            "kill.\n");
 }
 
 static int
@@ -44,11 +48,13 @@ report_main(int argc, char **argv)
     static const struct option opts[] = {
         {"requests", required_argument, NULL, 'r'},
         {"windows", required_argument, NULL, 'w'},
+        {"kills", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *requests = NULL, *windows = NULL;
+    const char *requests = NULL, *windows = NULL, *kills_path = NULL;
     struct vec wins = VEC_INIT(struct report_window);
+    struct vec kills = VEC_INIT(struct report_kill);
     struct report r;
     struct strbuf out = STRBUF_INIT;
     bool have_report = false;
@@ -65,6 +71,9 @@ report_main(int argc, char **argv)
         case 'w':
             windows = optarg;
             break;
+        case 'k':
+            kills_path = optarg;
+            break;
         case 'h':
             usage(stdout);
             return CHAOS_EXIT_OK;
@@ -80,7 +89,10 @@ report_main(int argc, char **argv)
 
     if (logfile_read_windows("report", windows, &wins) < 0)
         goto out;
-    if (report_init(&r, wins.items, wins.len) < 0) {
+    if (kills_path != NULL &&
+        logfile_read_kills("report", kills_path, &kills) < 0)
+        goto out;
+    if (report_init(&r, wins.items, wins.len, kills.items, kills.len) < 0) {
         rc = CHAOS_EXIT_ERROR;
         goto out;
     }
@@ -111,6 +123,7 @@ out:
     for (size_t i = 0; i < wins.len; i++)
         report_window_free(vec_at(&wins, i));
     vec_free(&wins);
+    vec_free(&kills);
     sb_free(&out);
     return rc;
 }

@@ -139,6 +139,32 @@ test_window_parse(void **state)
     assert_int_equal(report_parse_window(comment, &w), 0);
 }
 
+static void
+test_kill_parse(void **state)
+{
+    (void)state;
+    struct report_kill k;
+    char ok[] = "1 1000 1002\n";
+    assert_int_equal(report_parse_kill(ok, &k), 1);
+    assert_int_equal(k.node, 1);
+    assert_true(k.before_ms == 1000 && k.after_ms == 1002);
+
+    const char *bad[] = {
+        "0 2000 1000", /* after before before */
+        "-1 1 2",      /* negative node */
+        "0 1",         /* 2 fields */
+        "0 1 2 3",     /* 4 fields */
+        "x 1 2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *line = strdup(bad[i]);
+        assert_int_equal(report_parse_kill(line, &k), -1);
+        free(line);
+    }
+    char comment[] = "# node before after";
+    assert_int_equal(report_parse_kill(comment, &k), 0);
+}
+
 /* ---- percentiles ------------------------------------------------------- */
 
 static void
@@ -167,6 +193,8 @@ test_percentile(void **state)
 /* ---- the table and the judgement ------------------------------------- */
 
 static struct report_window wins[3];
+/* a worker of node 0 killed at 1010-1011 ms, one of node 1 at 1500 */
+static const struct report_kill kills[] = {{0, 1010, 1011}, {1, 1500, 1500}};
 
 static int
 setup_windows(void **state)
@@ -192,10 +220,11 @@ teardown_windows(void **state)
 }
 
 static void
-add(struct report *r, int64_t start, int64_t lat, int status, int attempt,
-    int64_t logical)
+add_on(struct report *r, int node, int64_t start, int64_t lat, int status,
+       int attempt, int64_t logical)
 {
     struct reqlog_attempt a = {
+        .node = node,
         .start_ms = start,
         .end_ms = start + lat,
         .method = "POST",
@@ -209,20 +238,28 @@ add(struct report *r, int64_t start, int64_t lat, int status, int attempt,
 }
 
 static void
+add(struct report *r, int64_t start, int64_t lat, int status, int attempt,
+    int64_t logical)
+{
+    add_on(r, 0, start, lat, status, attempt, logical);
+}
+
+static void
 test_rows_and_judgement_ok(void **state)
 {
     (void)state;
     struct report r;
     struct strbuf out = STRBUF_INIT;
-    assert_int_equal(report_init(&r, wins, 3), 0);
+    assert_int_equal(report_init(&r, wins, 3, kills, 2), 0);
     assert_int_equal(r.n_rows, 5);
 
     /* steady: 100 requests of 1..100 ms */
     for (int i = 0; i < 100; i++)
         add(&r, 100 + i, i + 1, 201, 1, i + 1);
-    /* kill-worker: one 502 allowed; the window's bounds are inclusive; a
-     * failure counts where it happened (sent before the window, failed in
-     * it), a success where it was sent */
+    /* kill-worker: a 502 in flight on node 0 at its kill is allowed; the
+     * window's bounds are inclusive; a failure counts where it happened
+     * (sent before the window, failed in it), a success where it was
+     * sent */
     add(&r, 1999, 30000, 201, 1, 200);
     add(&r, 990, 30, 502, 1, 201);
     /* pg-restart: 503s are fine */
@@ -260,8 +297,8 @@ test_rows_and_judgement_ok(void **state)
     assert_false(r.retry);
 
     assert_true(report_judge(&r, &out));
-    assert_non_null(strstr(sb_str(&out), "5xx outside database windows: 1 "
-                                         "allowed 1 → ok\n"));
+    assert_non_null(strstr(sb_str(&out), "5xx outside database windows: 1, "
+                                         "in flight at a kill 1 → ok\n"));
     assert_non_null(strstr(sb_str(&out), "kill-worker: 1 failed"));
     assert_non_null(strstr(sb_str(&out), "in database windows (allowed): 3"));
 
@@ -286,22 +323,25 @@ test_judgement_fails(void **state)
     (void)state;
     struct report r;
     struct strbuf out = STRBUF_INIT;
-    assert_int_equal(report_init(&r, wins, 3), 0);
-    /* two failures where one worker was killed; one 500 in steady */
-    add(&r, 1000, 1, 502, 1, 1);
-    add(&r, 1001, 1, 0, 1, 2);
-    add(&r, 100, 1, 500, 1, 3);
+    assert_int_equal(report_init(&r, wins, 3, kills, 2), 0);
+    /* in the kill window: in flight on node 0 at its kill (allowed); sent
+     * after it; in flight at that moment but on node 1, whose kill came
+     * later; and one 500 in steady */
+    add(&r, 1000, 15, 502, 1, 1);
+    add(&r, 1012, 1, 0, 1, 2);
+    add_on(&r, 1, 1005, 10, 502, 1, 3);
+    add(&r, 100, 1, 500, 1, 4);
     /* the database window's 503 does not count */
-    add(&r, 3000, 1, 503, 1, 4);
+    add(&r, 3000, 1, 503, 1, 5);
     assert_int_equal(report_finish(&r), 0);
     assert_false(report_judge(&r, &out));
     const char *s = sb_str(&out);
-    assert_non_null(strstr(s, "kill-worker: 2 failed (5xx or no answer), 1 "
-                              "allowed → FAIL\n"));
+    assert_non_null(strstr(s, "kill-worker: 3 failed (5xx or no answer), 1 "
+                              "of them in flight at a kill → FAIL\n"));
     assert_non_null(strstr(s, "steady: 1 failed (5xx or no answer), 0 "
-                              "allowed → FAIL\n"));
-    assert_non_null(
-        strstr(s, "5xx outside database windows: 3 allowed 1 → FAIL\n"));
+                              "of them in flight at a kill → FAIL\n"));
+    assert_non_null(strstr(
+        s, "5xx outside database windows: 4, in flight at a kill 1 → FAIL\n"));
     sb_free(&out);
     report_free(&r);
 }
@@ -312,7 +352,7 @@ test_retry_columns(void **state)
     (void)state;
     struct report r;
     struct strbuf out = STRBUF_INIT;
-    assert_int_equal(report_init(&r, wins, 3), 0);
+    assert_int_equal(report_init(&r, wins, 3, NULL, 0), 0);
     /* logical 1: 502 in the kill window, retried in steady → 201 */
     add(&r, 1990, 5, 502, 1, 1);
     add(&r, 2100, 5, 201, 2, 1);
@@ -342,14 +382,14 @@ test_no_windows(void **state)
     (void)state;
     struct report r;
     struct strbuf out = STRBUF_INIT;
-    assert_int_equal(report_init(&r, NULL, 0), 0);
+    assert_int_equal(report_init(&r, NULL, 0, NULL, 0), 0);
     assert_int_equal(report_finish(&r), 0);
     assert_int_equal(r.rows[0].requests, 0);
     assert_true(r.rows[0].p50 == -1);
     report_render(&r, &out);
     assert_true(report_judge(&r, &out));
     assert_non_null(
-        strstr(sb_str(&out), "5xx outside database windows: 0 allowed 0"));
+        strstr(sb_str(&out), "5xx outside database windows: 0, in flight"));
     sb_free(&out);
     report_free(&r);
 }
@@ -361,6 +401,7 @@ main(void)
         cmocka_unit_test(test_reqlog_roundtrip),
         cmocka_unit_test(test_reqlog_parse_rejects),
         cmocka_unit_test(test_window_parse),
+        cmocka_unit_test(test_kill_parse),
         cmocka_unit_test(test_percentile),
         cmocka_unit_test(test_rows_and_judgement_ok),
         cmocka_unit_test(test_judgement_fails),

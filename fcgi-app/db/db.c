@@ -327,7 +327,10 @@ db_collect(PGconn *conn, long long deadline, bool *late)
             unflushed = 0;
         if (unflushed == 0 && !PQisBusy(conn)) {
             PGresult *r = PQgetResult(conn); /* does not block now */
-            if (r == NULL && !pipeline)
+            /* A broken connection never delivers the pipeline's sync:
+             * libpq then answers NULL for ever, and `keep` holds its
+             * error. */
+            if (r == NULL && (!pipeline || PQstatus(conn) == CONNECTION_BAD))
                 return keep;
             if (r == NULL)
                 continue; /* the end of one query of the pipeline */

@@ -29,6 +29,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <unistd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,72 @@ statement_cut_off_while_running_is_not_run_again(void **state)
     long n = rows_tagged(tag);
     itest_expect(NULL, n == 0,
                  "%ld row(s): the statement whose reply was lost ran again", n);
+    err_clear(&err);
+    db_close(&db);
+}
+
+/* The first statement of a transaction goes out pipelined with its BEGIN
+ * (libpq pipeline mode).  A connection that dies there never delivers the
+ * pipeline's sync: the reply must still end in a 503, not a wait (a worker
+ * spun for ever on it after a PostgreSQL failover, burning a core). */
+static void
+hang_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] =
+        "      FAIL: db_exec still running 20 s after its connection was "
+        "terminated inside a pipelined BEGIN\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    _exit(1);
+}
+
+static void
+statement_cut_off_in_a_pipelined_begin_fails_at_once(void **state)
+{
+    (void)state;
+    reset_overrides();
+    struct db db;
+    open_db(&db, true);
+    struct app_err err = APP_ERR_INIT;
+    char tag[96], pid_text[32];
+    itest_unique(tag, sizeof tag, "cut-off-in-tx");
+    const char *warm[] = {"warm-up", "0"};
+    assert_int_equal(db_exec_command(&db, &rules_insert_slow, warm, &err), 0);
+    snprintf(pid_text, sizeof pid_text, "%ld", backend_pid(&db));
+
+    PGconn *killer = itest_pg_connect();
+    const char *kp[] = {pid_text};
+    assert_int_equal(PQsendQueryParams(killer,
+                                       "SELECT pg_terminate_backend($1::int) "
+                                       "FROM (SELECT pg_sleep(1)) s",
+                                       1, NULL, kp, NULL, NULL, 0),
+                     1);
+    assert_int_equal(db_begin(&db, &err), 0);
+    const char *p[] = {tag, "3"};
+    signal(SIGALRM, hang_alarm);
+    alarm(20);
+    double t0 = itest_now();
+    PGresult *res = db_exec(&db, &rules_insert_slow, p, &err);
+    double took = itest_now() - t0;
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+    PGresult *kr;
+    while ((kr = PQgetResult(killer)) != NULL)
+        PQclear(kr);
+    PQfinish(killer);
+
+    itest_expect(NULL, res == NULL,
+                 "a statement whose connection was terminated inside its "
+                 "pipelined BEGIN must fail");
+    PQclear(res);
+    assert_int_equal(err.status, 503);
+    fprintf(stderr, "      cut off after %.2f s: %s\n", took,
+            err.detail ? err.detail : "");
+    itest_expect(NULL, db.conn == NULL, "the broken connection must go");
+    db_rollback(&db);
+    itest_sleep_ms(300);
+    itest_expect(NULL, rows_tagged(tag) == 0,
+                 "the cut-off transaction's row must not be there");
     err_clear(&err);
     db_close(&db);
 }
@@ -558,6 +626,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statement_cut_off_while_running_is_not_run_again),
+        cmocka_unit_test(statement_cut_off_in_a_pipelined_begin_fails_at_once),
         cmocka_unit_test(
             connection_terminated_while_idle_is_replaced_and_runs_once),
         cmocka_unit_test(commit_answered_rollback_is_a_failure),

@@ -182,9 +182,10 @@ app_healthy() {
     code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$1/health") || true
     [ "$code" = 200 ]
 }
-wait_healthy() { # both nodes answer /health 200, at most $1 s
-    local i
-    for ((i = 0; i < $1 * 10; i++)); do
+wait_healthy() { # both nodes answer /health 200, at most $1 s (a check
+    # that waits for its curl timeout counts too)
+    local until=$(( $(now_ms) + $1 * 1000 ))
+    while [ "$(now_ms)" -lt "$until" ]; do
         app_healthy "$URL1" && app_healthy "$URL2" && return 0
         sleep 0.1
     done

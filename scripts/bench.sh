@@ -152,10 +152,13 @@ purge_queue() {
     curl -s -o /dev/null -u guest:guest -X DELETE "$MGMT/queues/%2f/$1/contents"
 }
 
+# The workers keep the binary's name (FINTEGRATE_FCGI_BIN may run another
+# build under another name); the relay is fi-relay.
+FCGI_COMM=$(basename "${FINTEGRATE_FCGI_BIN:-fintegrate-fcgi}" | cut -c1-15)
 app_workers() { # the FastCGI workers (not the relay, not the master)
     local master
     master=$(cat "$RUN/fcgi.pid" 2>/dev/null) || return 0
-    pgrep -P "$master" -x fintegrate-fcgi || true
+    pgrep -P "$master" -x "$FCGI_COMM" || true
 }
 
 # workers_rss — "max/min" VmRSS of the workers in MiB.
@@ -584,7 +587,7 @@ if has_part drain && [ "$BACKLOG" -gt 0 ]; then
     t1=$(now)
     s=$(secs "$t0" "$t1")
     echo "  resend: one call in ${s} s = $(rate "$BACKLOG" "$s") events/s, summary $summary," \
-         "peak worker RSS $(peak_rss_kb fintegrate-fcgi) kB"
+         "peak worker RSS $(peak_rss_kb "$FCGI_COMM") kB"
 fi
 
 # ---- the table ---------------------------------------------------------------

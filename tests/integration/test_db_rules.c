@@ -150,26 +150,12 @@ rows_tagged(const char *tag)
 
 /* ------------------------------------------------------ the re-send rule */
 
-static void
-statement_cut_off_while_running_is_not_run_again(void **state)
+/* Another session that terminates backend `pid` 1 s from now. */
+static PGconn *
+terminate_in_1s(long pid)
 {
-    (void)state;
-    reset_overrides();
-    struct db db;
-    open_db(&db, true);
-    struct app_err err = APP_ERR_INIT;
-    char tag[96];
-    itest_unique(tag, sizeof tag, "cut-off");
-
-    /* Prepared beforehand (a sleep of 0), so what is cut off is the run
-     * of the statement itself. */
-    const char *warm[] = {"warm-up", "0"};
-    assert_int_equal(db_exec_command(&db, &rules_insert_slow, warm, &err), 0);
-    long pid = backend_pid(&db);
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "%ld", pid);
-
-    /* Another session terminates our backend 1 s into its 3 s sleep. */
     PGconn *killer = itest_pg_connect();
     const char *kp[] = {pid_text};
     assert_int_equal(PQsendQueryParams(killer,
@@ -177,28 +163,82 @@ statement_cut_off_while_running_is_not_run_again(void **state)
                                        "FROM (SELECT pg_sleep(1)) s",
                                        1, NULL, kp, NULL, NULL, 0),
                      1);
-    const char *p[] = {tag, "3"};
-    double t0 = itest_now();
-    PGresult *res = db_exec(&db, &rules_insert_slow, p, &err);
-    double took = itest_now() - t0;
+    return killer;
+}
+
+/* Waits for terminate_in_1s's session; whether it terminated the backend. */
+static bool
+terminated(PGconn *killer)
+{
     PGresult *kr = PQgetResult(killer);
-    bool terminated = PQresultStatus(kr) == PGRES_TUPLES_OK &&
-                      strcmp(PQgetvalue(kr, 0, 0), "t") == 0;
+    bool done = PQresultStatus(kr) == PGRES_TUPLES_OK &&
+                strcmp(PQgetvalue(kr, 0, 0), "t") == 0;
     PQclear(kr);
     while ((kr = PQgetResult(killer)) != NULL)
         PQclear(kr);
     PQfinish(killer);
+    return done;
+}
 
-    itest_expect(NULL, terminated, "pg_terminate_backend(%ld) did not", pid);
+/* A worker spun for ever when a connection died inside a pipelined BEGIN
+ * (libpq never delivers the pipeline's sync then): a hang fails the test. */
+static void
+hang_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] =
+        "      FAIL: db_exec still running 20 s after its backend was "
+        "terminated\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    _exit(1);
+}
+
+/* Runs a 3 s INSERT whose backend another session terminates 1 s in —
+ * inside a transaction (`in_tx`: the statement goes out pipelined with its
+ * BEGIN) or alone — and checks the re-send rule: the call fails with 503
+ * at once, the connection goes, and the statement never runs again. */
+static void
+cut_off_while_running(const char *label, bool in_tx)
+{
+    reset_overrides();
+    struct db db;
+    open_db(&db, true);
+    struct app_err err = APP_ERR_INIT;
+    char tag[96];
+    itest_unique(tag, sizeof tag, label);
+
+    /* Prepared beforehand (a sleep of 0), so what is cut off is the run
+     * of the statement itself. */
+    const char *warm[] = {"warm-up", "0"};
+    assert_int_equal(db_exec_command(&db, &rules_insert_slow, warm, &err), 0);
+    long pid = backend_pid(&db);
+
+    PGconn *killer = terminate_in_1s(pid);
+    if (in_tx)
+        assert_int_equal(db_begin(&db, &err), 0);
+    const char *p[] = {tag, "3"};
+    signal(SIGALRM, hang_alarm);
+    alarm(20);
+    double t0 = itest_now();
+    PGresult *res = db_exec(&db, &rules_insert_slow, p, &err);
+    double took = itest_now() - t0;
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+
+    itest_expect(NULL, terminated(killer), "pg_terminate_backend(%ld) did not",
+                 pid);
     itest_expect(NULL, res == NULL,
                  "a statement whose connection was terminated while it ran "
                  "must fail");
+    PQclear(res);
     assert_int_equal(err.status, 503);
     fprintf(stderr, "      cut off after %.2f s: %s\n", took,
             err.detail ? err.detail : "");
     itest_expect(NULL, took < 2.8,
                  "db_exec took %.2f s: the statement was run again", took);
     itest_expect(NULL, db.conn == NULL, "the broken connection must go");
+    if (in_tx)
+        db_rollback(&db);
     /* Its reply was lost: never run again, here or later. */
     itest_sleep_ms(300);
     long n = rows_tagged(tag);
@@ -208,70 +248,18 @@ statement_cut_off_while_running_is_not_run_again(void **state)
     db_close(&db);
 }
 
-/* The first statement of a transaction goes out pipelined with its BEGIN
- * (libpq pipeline mode).  A connection that dies there never delivers the
- * pipeline's sync: the reply must still end in a 503, not a wait (a worker
- * spun for ever on it after a PostgreSQL failover, burning a core). */
 static void
-hang_alarm(int sig)
+statement_cut_off_while_running_is_not_run_again(void **state)
 {
-    (void)sig;
-    static const char msg[] =
-        "      FAIL: db_exec still running 20 s after its connection was "
-        "terminated inside a pipelined BEGIN\n";
-    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
-    _exit(1);
+    (void)state;
+    cut_off_while_running("cut-off", false);
 }
 
 static void
 statement_cut_off_in_a_pipelined_begin_fails_at_once(void **state)
 {
     (void)state;
-    reset_overrides();
-    struct db db;
-    open_db(&db, true);
-    struct app_err err = APP_ERR_INIT;
-    char tag[96], pid_text[32];
-    itest_unique(tag, sizeof tag, "cut-off-in-tx");
-    const char *warm[] = {"warm-up", "0"};
-    assert_int_equal(db_exec_command(&db, &rules_insert_slow, warm, &err), 0);
-    snprintf(pid_text, sizeof pid_text, "%ld", backend_pid(&db));
-
-    PGconn *killer = itest_pg_connect();
-    const char *kp[] = {pid_text};
-    assert_int_equal(PQsendQueryParams(killer,
-                                       "SELECT pg_terminate_backend($1::int) "
-                                       "FROM (SELECT pg_sleep(1)) s",
-                                       1, NULL, kp, NULL, NULL, 0),
-                     1);
-    assert_int_equal(db_begin(&db, &err), 0);
-    const char *p[] = {tag, "3"};
-    signal(SIGALRM, hang_alarm);
-    alarm(20);
-    double t0 = itest_now();
-    PGresult *res = db_exec(&db, &rules_insert_slow, p, &err);
-    double took = itest_now() - t0;
-    alarm(0);
-    signal(SIGALRM, SIG_DFL);
-    PGresult *kr;
-    while ((kr = PQgetResult(killer)) != NULL)
-        PQclear(kr);
-    PQfinish(killer);
-
-    itest_expect(NULL, res == NULL,
-                 "a statement whose connection was terminated inside its "
-                 "pipelined BEGIN must fail");
-    PQclear(res);
-    assert_int_equal(err.status, 503);
-    fprintf(stderr, "      cut off after %.2f s: %s\n", took,
-            err.detail ? err.detail : "");
-    itest_expect(NULL, db.conn == NULL, "the broken connection must go");
-    db_rollback(&db);
-    itest_sleep_ms(300);
-    itest_expect(NULL, rows_tagged(tag) == 0,
-                 "the cut-off transaction's row must not be there");
-    err_clear(&err);
-    db_close(&db);
+    cut_off_while_running("cut-off-in-tx", true);
 }
 
 static void

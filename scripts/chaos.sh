@@ -74,7 +74,8 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 # kill_app N PID [GROUP] — kill -9 a worker of app node N (or, with GROUP,
 # PID's whole process group), wait until those processes are gone (their
 # sockets closed; at most 2 s) and record the kill (kills.txt: the request
-# log's node index, the time before the kill and after the last exit): only
+# log's node index, the time before the kill and after the last exit, and
+# how many failures it explains: 1 for a worker, 0 = all for a node): only
 # requests in flight on that node in between may fail.
 kill_app() {
     local node=$1 pid=$2 before p state i alive
@@ -93,7 +94,9 @@ kill_app() {
         [ "$alive" = 0 ] && break
         sleep 0.005
     done
-    printf '%s %s %s\n' "$((node - 1))" "$before" "$(now_ms)" >>"$KILLS"
+    # a worker served one request; a whole node also had its listen queue
+    printf '%s %s %s %s\n' "$((node - 1))" "$before" "$(now_ms)" \
+        "$([ "${3:-}" = group ] && echo 0 || echo 1)" >>"$KILLS"
 }
 
 # ---------------------------------------------------------------------------

@@ -87,7 +87,7 @@ kill_line(void *ctx, char *line, long line_no)
     if (r < 0) {
         fprintf(stderr,
                 "%s: %s line %ld: expected \"node_index before_ms "
-                "after_ms\" with before_ms <= after_ms\n",
+                "after_ms limit\" with before_ms <= after_ms\n",
                 c->prog, c->path, line_no);
         return -1;
     }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define WINDOW_FIELDS 5
-#define KILL_FIELDS 3
+#define KILL_FIELDS 4
 #define STEADY_NAME "steady"
 #define TOTAL_NAME "total"
 
@@ -49,18 +49,20 @@ int
 report_parse_kill(char *line, struct report_kill *out)
 {
     char *tok[KILL_FIELDS];
-    int64_t node, before, after;
+    int64_t node, before, after, limit;
     size_t n = chaos_split(line, tok, KILL_FIELDS);
 
     if (n == 0 || tok[0][0] == '#')
         return 0;
     if (n != KILL_FIELDS || !chaos_parse_i64(tok[0], &node) ||
         !chaos_parse_i64(tok[1], &before) || !chaos_parse_i64(tok[2], &after) ||
-        node < 0 || node > 1000 || before < 0 || after < before)
+        !chaos_parse_i64(tok[3], &limit) || node < 0 || node > 1000 ||
+        before < 0 || after < before || limit < 0 || limit > 1000000)
         return -1;
     out->node = (int)node;
     out->before_ms = before;
     out->after_ms = after;
+    out->limit = (long)limit;
     return 1;
 }
 
@@ -78,8 +80,14 @@ report_init(struct report *r, const struct report_window *w, size_t nw,
     memset(r, 0, sizeof *r);
     r->log = (struct vec)VEC_INIT(struct logical_attempt);
     r->rows = calloc(nw + 2, sizeof *r->rows);
-    if (r->rows == NULL)
+    r->kill_used = calloc(nk ? nk : 1, sizeof *r->kill_used);
+    if (r->rows == NULL || r->kill_used == NULL) {
+        free(r->rows);
+        free(r->kill_used);
+        r->rows = NULL;
+        r->kill_used = NULL;
         return -1;
+    }
     r->n_rows = nw + 2;
     r->windows = w;
     r->n_windows = nw;
@@ -129,15 +137,20 @@ row_add(struct report_row *row, const struct reqlog_attempt *a)
     return vec_push(&row->lat, &lat);
 }
 
-/* Whether `a` was in flight on the node of a kill when it was sent. */
+/* Whether the failed attempt `a` is explained by a kill: it was in flight
+ * on the kill's node at that moment, and the kill has not explained as
+ * many failures as it can (a worker served one request). */
 static bool
-in_flight_at_kill(const struct report *r, const struct reqlog_attempt *a)
+explained_by_kill(struct report *r, const struct reqlog_attempt *a)
 {
     for (size_t i = 0; i < r->n_kills; i++) {
         const struct report_kill *k = &r->kills[i];
         if (a->node == k->node && a->start_ms <= k->after_ms &&
-            a->end_ms >= k->before_ms)
+            a->end_ms >= k->before_ms &&
+            (k->limit == 0 || r->kill_used[i] < k->limit)) {
+            r->kill_used[i]++;
             return true;
+        }
     }
     return false;
 }
@@ -153,7 +166,7 @@ report_add(struct report *r, const struct reqlog_attempt *a)
     struct logical_attempt la = {a->logical_id, a->attempt, a->status, i};
     if (a->attempt > 1)
         r->retry = true;
-    if (failed && in_flight_at_kill(r, a))
+    if (failed && explained_by_kill(r, a))
         r->rows[i].excused++;
     if (row_add(&r->rows[i], a) < 0 || row_add(&r->rows[r->n_rows - 1], a) < 0)
         return -1;
@@ -328,7 +341,9 @@ report_free(struct report *r)
     for (size_t i = 0; i < r->n_rows; i++)
         vec_free(&r->rows[i].lat);
     free(r->rows);
+    free(r->kill_used);
     r->rows = NULL;
+    r->kill_used = NULL;
     r->n_rows = 0;
     vec_free(&r->log);
 }

@@ -17,9 +17,11 @@
  * "steady" allows none.  (killed_workers is shown in the table only.)
  *
  * Kills file, one kill a line:
- *   node_index before_ms after_ms
+ *   node_index before_ms after_ms limit
  * node_index as in the request log (the nginx node whose own app node lost
- * the process), the kill sent between before_ms and after_ms.
+ * the process), the kill sent between before_ms and after_ms, and how many
+ * failures it can explain: 1 for a worker (it served one request), 0 for
+ * any number (a whole node: its listen queue went too).
  *
  * Pure: no I/O; rendering appends to a strbuf.
  */
@@ -53,6 +55,7 @@ void report_window_free(struct report_window *w);
 struct report_kill {
     int node;
     int64_t before_ms, after_ms;
+    long limit; /* failures it can explain; 0: every one in flight */
 };
 
 /* Parses a kills-file line in place: 1 a kill, 0 blank or comment, -1
@@ -78,8 +81,9 @@ struct report {
     size_t n_windows;
     const struct report_kill *kills; /* borrowed */
     size_t n_kills;
-    bool retry;     /* show the logical-write columns */
-    struct vec log; /* internal: per-attempt logical bookkeeping */
+    long *kill_used; /* failures explained so far, per kill */
+    bool retry;      /* show the logical-write columns */
+    struct vec log;  /* internal: per-attempt logical bookkeeping */
 };
 
 /*

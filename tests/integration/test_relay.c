@@ -1082,6 +1082,7 @@ kc_thread(void *arg)
             l->other++;
         itest_resp_free(r);
     }
+    itest_thread_done();
     return NULL;
 }
 

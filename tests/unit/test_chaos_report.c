@@ -144,17 +144,19 @@ test_kill_parse(void **state)
 {
     (void)state;
     struct report_kill k;
-    char ok[] = "1 1000 1002\n";
+    char ok[] = "1 1000 1002 1\n";
     assert_int_equal(report_parse_kill(ok, &k), 1);
     assert_int_equal(k.node, 1);
     assert_true(k.before_ms == 1000 && k.after_ms == 1002);
+    assert_int_equal(k.limit, 1);
 
     const char *bad[] = {
-        "0 2000 1000", /* after before before */
-        "-1 1 2",      /* negative node */
-        "0 1",         /* 2 fields */
-        "0 1 2 3",     /* 4 fields */
-        "x 1 2",
+        "0 2000 1000 1", /* after before before */
+        "-1 1 2 1",      /* negative node */
+        "0 1 2 -1",      /* negative limit */
+        "0 1 2",         /* 3 fields */
+        "0 1 2 3 4",     /* 5 fields */
+        "x 1 2 1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *line = strdup(bad[i]);
@@ -194,7 +196,8 @@ test_percentile(void **state)
 
 static struct report_window wins[3];
 /* a worker of node 0 killed at 1010-1011 ms, one of node 1 at 1500 */
-static const struct report_kill kills[] = {{0, 1010, 1011}, {1, 1500, 1500}};
+static const struct report_kill kills[] = {{0, 1010, 1011, 1},
+                                           {1, 1500, 1500, 1}};
 
 static int
 setup_windows(void **state)
@@ -347,6 +350,32 @@ test_judgement_fails(void **state)
 }
 
 static void
+test_worker_kill_explains_one_node_kill_all(void **state)
+{
+    (void)state;
+    struct report r;
+    struct strbuf out = STRBUF_INIT;
+    /* node 0 loses a worker at 1010, node 1 its whole app at 1500 */
+    static const struct report_kill mixed[] = {{0, 1010, 1011, 1},
+                                               {1, 1500, 1502, 0}};
+    assert_int_equal(report_init(&r, wins, 3, mixed, 2), 0);
+    /* two in flight on node 0 at the worker's kill: only one explained */
+    add_on(&r, 0, 1000, 20, 502, 1, 1);
+    add_on(&r, 0, 1005, 20, 502, 1, 2);
+    /* three in flight on node 1 at its node's kill: all explained */
+    add_on(&r, 1, 1400, 101, 502, 1, 3);
+    add_on(&r, 1, 1450, 60, 502, 1, 4);
+    add_on(&r, 1, 1501, 1, 502, 1, 5);
+    assert_int_equal(report_finish(&r), 0);
+    assert_false(report_judge(&r, &out));
+    assert_non_null(strstr(sb_str(&out),
+                           "kill-worker: 5 failed (5xx or no answer), 4 of "
+                           "them in flight at a kill → FAIL\n"));
+    sb_free(&out);
+    report_free(&r);
+}
+
+static void
 test_retry_columns(void **state)
 {
     (void)state;
@@ -405,6 +434,7 @@ main(void)
         cmocka_unit_test(test_percentile),
         cmocka_unit_test(test_rows_and_judgement_ok),
         cmocka_unit_test(test_judgement_fails),
+        cmocka_unit_test(test_worker_kill_explains_one_node_kill_all),
         cmocka_unit_test(test_retry_columns),
         cmocka_unit_test(test_no_windows),
     };
